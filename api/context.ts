@@ -1,0 +1,58 @@
+// Per-request state shared by the middlewares and PostGraphile's context(): who is asking (claims,
+// role), the request id, and the request's logger. Kept off the request object in a WeakMap.
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+
+export type Claims = Record<string, unknown>;
+
+export type RequestState = {
+  id: string; // X-Request-Id, validated or generated
+  startedAt: number; // performance.now() at arrival
+  claims: Claims | null; // verified JWT claims; null = anonymous
+  role: 'ballast_anonymous' | 'ballast_member' | 'ballast_admin';
+  log: Logger;
+  /** Extra pgSettings for this request's transaction (e.g. set by a middleware). */
+  pgSettings: Record<string, string>;
+  /** The GraphQL request, read and classified by api/middleware/body.ts (POST /graphql only). */
+  graphql?: GraphqlRequest;
+  /** What a middleware answered this request with when it refused it (logged, traced, reported). */
+  error?: { status: number; code: string; message: string };
+  /** A database failure seen while PostGraphile served the request (api/postgraphile_plugin.ts). */
+  dbError?: Error;
+};
+
+export type GraphqlRequest = {
+  /** The parsed JSON body; grafserv receives this object instead of re-reading the stream. */
+  body: Record<string, unknown>;
+  operationType: 'query' | 'mutation' | 'subscription';
+  operationName: string | null;
+};
+
+const states = new WeakMap<IncomingMessage, RequestState>();
+
+export function setState(req: IncomingMessage, state: RequestState): void {
+  states.set(req, state);
+}
+
+export function state(req: IncomingMessage): RequestState {
+  const s = states.get(req);
+  if (!s) throw new Error('request state missing: the request-id middleware must run first');
+  return s;
+}
+
+/** The request's state, or undefined for a request that did not come through the middleware chain. */
+export function maybeState(req: IncomingMessage): RequestState | undefined {
+  return states.get(req);
+}
+
+/** The settings PostGraphile applies with set_config(..., true) for the request's transaction. */
+export function pgSettingsFor(req: IncomingMessage | undefined): Record<string, string> {
+  const s = req ? states.get(req) : undefined;
+  if (!s) return { role: 'ballast_anonymous' };
+  return {
+    role: s.role,
+    'request.id': s.id,
+    'request.jwt.claims': s.claims ? JSON.stringify(s.claims) : '',
+    ...s.pgSettings,
+  };
+}

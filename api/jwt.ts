@@ -1,0 +1,103 @@
+// JWT verification with jose: HS256 (JWT_SECRET) or RS256 (JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE).
+// Claims contract: sub (user uuid), org_id (uuid), role ('member' | 'admin'), exp required; iss and aud
+// checked when configured. role admin → ballast_admin, member → ballast_member. Anything wrong with a
+// token that was sent is a JwtRejection (→ 401): never a silent downgrade to anonymous.
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { ApiConfig } from './config.ts';
+import type { Claims, RequestState } from './context.ts';
+
+export type Role = RequestState['role'];
+export type Verified = { claims: Claims; role: Role; expiresAtMs: number };
+
+export class JwtRejection extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ROLES: Record<string, Role> = { member: 'ballast_member', admin: 'ballast_admin' };
+const CACHE_MAX = 10_000;
+
+export class JwtVerifier {
+  private readonly key: KeyObject | JWTVerifyGetKey | null;
+  private readonly algorithms: string[];
+  private readonly config: ApiConfig;
+  /** Verified tokens by their text: a repeated token skips the signature check, not the time checks. */
+  private readonly cache = new Map<string, Verified & { notBeforeMs: number }>();
+
+  constructor(config: ApiConfig) {
+    this.config = config;
+    const k = config.jwt;
+    this.key = k.kind === 'hs256' ? createSecretKey(Buffer.from(k.secret, 'utf8'))
+      : k.kind === 'rs256-pem' ? k.key
+        : k.kind === 'rs256-jwks' ? createLocalJWKSet(k.jwks as never)
+          : null;
+    this.algorithms = k.kind === 'hs256' ? ['HS256'] : ['RS256'];
+  }
+
+  get accepting(): boolean {
+    return this.key !== null;
+  }
+
+  /** Verifies the Authorization header's bearer token; throws JwtRejection with a clear message. */
+  async verify(authorization: string): Promise<Verified> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!m) throw new JwtRejection('malformed_header', 'Authorization header must be "Bearer <token>"');
+    const token = m[1];
+    if (!this.key) {
+      throw new JwtRejection('not_accepted', 'this server accepts no tokens (no JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE configured)');
+    }
+    const now = Date.now();
+    const tolerance = this.config.jwtClockToleranceS * 1000;
+    const hit = this.cache.get(token);
+    if (hit) {
+      if (now - tolerance >= hit.expiresAtMs) {
+        this.cache.delete(token);
+        throw new JwtRejection('expired', `token expired at ${new Date(hit.expiresAtMs).toISOString()}`);
+      }
+      if (now + tolerance >= hit.notBeforeMs) return hit;
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key as KeyObject, {
+        algorithms: this.algorithms,
+        issuer: this.config.jwtIssuer ?? undefined,
+        audience: this.config.jwtAudience ?? undefined,
+        clockTolerance: this.config.jwtClockToleranceS,
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (e) {
+      throw explain(e);
+    }
+    const verified = toVerified(payload);
+    if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(token, { ...verified, notBeforeMs: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
+    return verified;
+  }
+}
+
+function toVerified(payload: JWTPayload): Verified {
+  const { sub, org_id: orgId, role } = payload as JWTPayload & { org_id?: unknown; role?: unknown };
+  if (typeof sub !== 'string' || !UUID.test(sub)) throw new JwtRejection('invalid_claims', `claim "sub" must be a user uuid, got ${JSON.stringify(sub)}`);
+  if (typeof orgId !== 'string' || !UUID.test(orgId)) throw new JwtRejection('invalid_claims', `claim "org_id" must be an organization uuid, got ${JSON.stringify(orgId ?? null)}`);
+  const dbRole = typeof role === 'string' ? ROLES[role] : undefined;
+  if (!dbRole) throw new JwtRejection('invalid_claims', `claim "role" must be "member" or "admin", got ${JSON.stringify(role ?? null)}`);
+  return { claims: payload as Claims, role: dbRole, expiresAtMs: (payload.exp as number) * 1000 };
+}
+
+function explain(e: unknown): JwtRejection {
+  if (e instanceof joseErrors.JWTExpired) {
+    const exp = (e.payload as JWTPayload).exp;
+    return new JwtRejection('expired', `token expired${typeof exp === 'number' ? ` at ${new Date(exp * 1000).toISOString()}` : ''}`);
+  }
+  if (e instanceof joseErrors.JWTClaimValidationFailed) return new JwtRejection('invalid_claims', `claim "${e.claim}" ${e.reason === 'missing' ? 'is missing' : `failed: ${e.message}`}`);
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return new JwtRejection('bad_signature', 'token signature does not verify');
+  if (e instanceof joseErrors.JOSEAlgNotAllowed) return new JwtRejection('bad_algorithm', `token algorithm is not allowed: ${e.message}`);
+  if (e instanceof joseErrors.JWKSNoMatchingKey) return new JwtRejection('unknown_key', 'no key in JWT_JWKS_FILE matches the token (kid)');
+  if (e instanceof joseErrors.JOSEError) return new JwtRejection('malformed', `token is malformed: ${e.message}`);
+  return new JwtRejection('malformed', `token could not be verified: ${(e as Error).message}`);
+}

@@ -1,0 +1,155 @@
+// "Why denied" hints: a GraphQL error caused by SQLSTATE 42501 (no privilege, or a row-level security
+// policy refused the row) gets extensions { code: '42501', hint } instead of an opaque masked error.
+// Admins (role ballast_admin with the claim role 'admin') get the full ballast.explain_access() checks;
+// everyone else a short generic hint, so the rules' details are not handed to whoever probes them.
+//
+// Two halves, because grafserv's maskError is synchronous and explain_access needs the database:
+//   1. WhyDeniedPlugin's grafast `execute` middleware sees the result while the request's context (its
+//      pgSettings: role, claims, request id, and withPgClient) is at hand; for each 42501 error it builds
+//      the hint (one query, as the visitor, for admins) and remembers it for that error.
+//   2. maskError (grafserv.maskError) turns remembered errors into { message, extensions.hint } and
+//      leaves every other error to grafserv's defaultMaskError.
+import { GraphQLError, Kind, valueFromASTUntyped, type DocumentNode, type FieldNode, type OperationDefinitionNode } from 'postgraphile/graphql';
+import { defaultMaskError } from 'postgraphile/grafserv';
+import { isAsyncIterable } from 'postgraphile/grafast';
+
+export type Command = 'select' | 'insert' | 'update' | 'delete';
+export type Check = { check_name: string; ok: boolean | null; detail: string | null };
+export type Hint = { message: string; failed?: string[]; checks?: Check[] };
+
+/** What was denied, as far as the error and the GraphQL request tell. */
+export type Denial = { message: string; table: string | null; command: Command; row: Record<string, unknown> | null };
+
+/** Runs one query as the visitor (role and claims applied), e.g. PostGraphile's withPgClient with pgSettings. */
+export type VisitorQuery = (text: string, values: unknown[]) => Promise<Check[]>;
+
+export const GENERIC_HINT_ANONYMOUS = 'This needs a signed-in user: the request has no valid session.';
+export const GENERIC_HINT_MEMBER = 'Your role in this organisation does not allow this. Ask an administrator of the organisation.';
+
+const hints = new WeakMap<object, Hint>();
+
+/** The PostgreSQL error behind a GraphQL error, when it is a 42501. */
+export function deniedPgError(error: GraphQLError): { message: string } | null {
+  const orig = error.originalError as { code?: unknown; message?: unknown } | undefined;
+  return orig && orig.code === '42501' && typeof orig.message === 'string' ? { message: orig.message } : null;
+}
+
+function snakeCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The table (from PostgreSQL's message), the command (from the message and the root field's name) and the
+ * row (the mutation's input flattened, GraphQL names turned back into columns) of a 42501 error.
+ */
+export function describeDenial(error: GraphQLError, pgMessage: string, request: { document: DocumentNode; variableValues?: Record<string, unknown> | null; operationName?: string | null }): Denial {
+  const table = /for (?:table|relation|view) "?([^"\s]+)"?/.exec(pgMessage)?.[1] ?? null;
+  const operation = request.document.definitions.find((d): d is OperationDefinitionNode =>
+    d.kind === Kind.OPERATION_DEFINITION && (!request.operationName || d.name?.value === request.operationName));
+  const responseKey = error.path?.[0];
+  const field = operation?.selectionSet.selections.find((s): s is FieldNode =>
+    s.kind === Kind.FIELD && (s.alias?.value ?? s.name.value) === responseKey);
+  const fieldName = field?.name.value ?? '';
+  let command: Command = 'select';
+  if (operation?.operation === 'mutation') {
+    const verb = /^(create|update|delete)/.exec(fieldName)?.[1];
+    command = verb === 'create' ? 'insert' : verb === 'delete' ? 'delete' : 'update';
+  }
+  if (/violates row-level security policy/.test(pgMessage) && command === 'select') command = 'insert';
+  let row: Record<string, unknown> | null = null;
+  const inputArg = field?.arguments?.find((a) => a.name.value === 'input');
+  if (inputArg) {
+    const input = valueFromASTUntyped(inputArg.value, (request.variableValues ?? undefined) as Record<string, unknown> | undefined);
+    if (isPlainObject(input)) {
+      row = {};
+      for (const [k, v] of Object.entries(input)) {
+        if (k === 'clientMutationId' || k === 'id') continue; // id is the global node id, not a column
+        if (isPlainObject(v)) for (const [ck, cv] of Object.entries(v)) row[ck === 'rowId' ? 'id' : snakeCase(ck)] = cv;
+        else row[k === 'rowId' ? 'id' : snakeCase(k)] = v;
+      }
+    }
+  }
+  return { message: pgMessage, table, command, row };
+}
+
+function parseClaims(text: string | undefined): Record<string, unknown> | null {
+  if (!text) return null;
+  try {
+    const c: unknown = JSON.parse(text);
+    return isPlainObject(c) && typeof c.sub === 'string' ? c : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The hint for one denial. Admins: the failed and all checks of ballast.explain_access, run as the visitor.
+ * Others: a short generic sentence, without a database round trip.
+ */
+export async function hintFor(denial: Denial, pgSettings: Record<string, string | undefined>, query: VisitorQuery, schemas: string[] = ['app_public']): Promise<Hint> {
+  const claims = parseClaims(pgSettings['request.jwt.claims']);
+  if (!claims || pgSettings.role === 'ballast_anonymous') return { message: GENERIC_HINT_ANONYMOUS };
+  if (pgSettings.role !== 'ballast_admin' || claims.role !== 'admin' || !denial.table) return { message: GENERIC_HINT_MEMBER };
+  const checks = await query(
+    `select e.check_name, e.ok, e.detail
+       from (select c.oid::regclass as tbl from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relname = $1 and n.nspname = any ($2::text[]) order by array_position($2::text[], n.nspname::text) limit 1) t,
+            ballast.explain_access(t.tbl, $3, $4::jsonb) e`,
+    [denial.table, schemas, denial.command, denial.row ? JSON.stringify(denial.row) : null]);
+  const failed = checks.filter((c) => c.ok === false).map((c) => c.check_name);
+  return {
+    message: failed.length ? `Denied ${denial.command} on ${denial.table}: ${failed.join(', ')} failed.` : `Denied ${denial.command} on ${denial.table}.`,
+    failed,
+    checks,
+  };
+}
+
+type VisitorContext = {
+  pgSettings?: Record<string, string | undefined>;
+  withPgClient?: <T>(pgSettings: Record<string, string | undefined> | null, cb: (client: { query<R>(q: { text: string; values?: unknown[] }): Promise<{ rows: readonly R[] }> }) => Promise<T>) => Promise<T>;
+};
+
+/** grafast middleware: compute the hints of a result's 42501 errors while the request context is at hand. */
+export const WhyDeniedPlugin: GraphileConfig.Plugin = {
+  name: 'BallastWhyDeniedPlugin',
+  version: '0.1.0',
+  description: 'Attaches a "why denied" hint to GraphQL errors caused by SQLSTATE 42501',
+  grafast: {
+    middleware: {
+      async execute(next, event) {
+        const result = await next();
+        if (isAsyncIterable(result) || !result.errors?.length) return result;
+        const ctx = event.args.contextValue as VisitorContext;
+        const settings = ctx.pgSettings ?? {};
+        const query: VisitorQuery = async (text, values) => {
+          if (!ctx.withPgClient) throw new Error('no withPgClient in the GraphQL context');
+          return ctx.withPgClient(settings, async (client) => [...(await client.query<Check>({ text, values })).rows]);
+        };
+        for (const error of result.errors) {
+          const pg = deniedPgError(error);
+          if (!pg) continue;
+          const denial = describeDenial(error, pg.message, { document: event.args.document, variableValues: event.args.variableValues as Record<string, unknown>, operationName: event.args.operationName });
+          const hint = await hintFor(denial, settings, query).catch((e: Error) => ({ message: GENERIC_HINT_MEMBER, failed: [`explain_access failed: ${e.message}`] }));
+          hints.set(error.originalError ?? error, hint);
+        }
+        return result;
+      },
+    },
+  },
+};
+
+/** grafserv maskError: 42501 errors keep PostgreSQL's message and carry their hint; the rest are masked as usual. */
+export function maskError(error: GraphQLError): GraphQLError {
+  const hint = hints.get(error.originalError ?? error);
+  const pg = deniedPgError(error);
+  if (!pg) return defaultMaskError(error);
+  return new GraphQLError(pg.message, {
+    nodes: error.nodes, source: error.source, positions: error.positions, path: error.path,
+    originalError: error.originalError,
+    extensions: { code: '42501', hint: hint ?? { message: GENERIC_HINT_MEMBER } },
+  });
+}

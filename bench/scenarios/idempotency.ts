@@ -1,0 +1,264 @@
+// idempotency: what exactly-once costs.
+//   SQL, 16 clients (pgbench): begin + complete on distinct keys, against the seed's store (look the key
+//     up, then insert the result: no lease, so concurrent duplicates all run). Goal ≥ 5,000 keys/s.
+//   Replay lookup, 16 clients: idempotency_begin on a completed key, against the same lookup as a Redis GET
+//     on 127.0.0.1:6379 — what a Redis layer in front would buy — with C clients (pgbench, redis-benchmark)
+//     and from Node (pg, ioredis). Goal p99 ≤ 5 ms.
+//   HTTP (autocannon through a real API process): the same mutation without and with an Idempotency-Key.
+// Args: [sqlSeconds=10] [httpSeconds=10] [clients=16]. Tables live in schema bench_idempotency; the one
+// mutation the API needs is a temporary function in app_public; both are dropped at the end.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import net from 'node:net';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import autocannon from 'autocannon';
+import { $ } from 'zx';
+import { ROOT } from '../../scripts/lib/config.ts';
+import { percentile, report, type BenchContext, type Row } from '../lib/harness.ts';
+
+const BODY = JSON.stringify({ data: { createOrder: { order: { id: 'WyJvcmRlcnMiLDQyXQ==', status: 'PLACED', total: '129.90' } } } });
+const REPLAY_KEYS = 10_000;
+
+export async function run(ctx: BenchContext): Promise<boolean> {
+  const sqlSeconds = Number(ctx.args[0] ?? 10);
+  const httpSeconds = Number(ctx.args[1] ?? 10);
+  const clients = Number(ctx.args[2] ?? 16);
+  const setup = `
+    drop function if exists app_public.bench_idempotent_effect(text);
+    drop schema if exists bench_idempotency cascade;
+    delete from ballast.idempotency_keys where scope like 'bench-idempotency%' or key like 'bench-idempotency-http-%';
+    create schema bench_idempotency;
+    create table bench_idempotency.seed_keys (scope text, key text, status_code int, response_body text,
+      created_at timestamptz not null default now(), primary key (scope, key));
+    create table bench_idempotency.effects (id bigserial primary key, label text not null);
+    grant usage on schema bench_idempotency to ballast_anonymous;
+    grant select, insert on bench_idempotency.effects to ballast_anonymous;
+    grant usage on sequence bench_idempotency.effects_id_seq to ballast_anonymous;
+    create function app_public.bench_idempotent_effect(label text) returns bigint as $$
+      insert into bench_idempotency.effects (label) values (label) returning id
+    $$ language sql volatile;
+    grant execute on function app_public.bench_idempotent_effect(text) to ballast_anonymous;`;
+  const teardown = `
+    drop function if exists app_public.bench_idempotent_effect(text);
+    drop schema if exists bench_idempotency cascade;
+    delete from ballast.idempotency_keys where scope like 'bench-idempotency%' or key like 'bench-idempotency-http-%';`;
+  await ctx.query(setup);
+  const rows: Row[] = [];
+  const extra: Record<string, unknown> = { sqlSeconds, httpSeconds, clients };
+  try {
+    // --- SQL: begin + complete on distinct keys, vs the seed's lookup-then-insert
+    const key = `'c' || :client_id || '-' || :k`;
+    ctx.progress(`SQL baseline: seed store (lookup, insert), ${clients} clients, ${sqlSeconds} s`);
+    const seed = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
+select status_code, response_body from bench_idempotency.seed_keys where scope = 'seed' and key = ${key};
+insert into bench_idempotency.seed_keys (scope, key, status_code, response_body) values ('seed', ${key}, 200, '${BODY}') on conflict do nothing;
+` });
+    ctx.progress(`SQL ballast: idempotency_begin + idempotency_complete, ${clients} clients, ${sqlSeconds} s`);
+    const ballast = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
+select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
+select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}');
+` });
+    ctx.progress(`SQL ballast, as the API calls it: begin with synchronous_commit off + complete, ${clients} clients, ${sqlSeconds} s`);
+    const asApi = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
+begin;
+set local synchronous_commit = off;
+select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
+commit;
+select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}');
+` });
+    extra.pgbench = { seed, ballast, asApi };
+    rows.push(
+      { metric: `begin+complete, distinct keys, ${clients} clients`, baseline: seed.tps, ballast: ballast.tps, unit: 'keys/s',
+        goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
+        note: `baseline = the seed's store (SELECT, then INSERT of the result; ran the side effect 32× for 32 duplicates). failed: ${seed.failed} / ${ballast.failed}` },
+      { metric: 'begin (async commit) + complete', baseline: seed.tps, ballast: asApi.tps, unit: 'keys/s',
+        goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
+        note: 'what the API does: the claim commits with synchronous_commit off (the work\'s commit flushes it), the result synchronously' },
+      { metric: 'begin+complete p50', baseline: seed.latencyP50Ms, ballast: ballast.latencyP50Ms, unit: 'ms' },
+      { metric: 'begin+complete p99', baseline: seed.latencyP99Ms, ballast: ballast.latencyP99Ms, unit: 'ms' },
+    );
+
+    // --- Replay lookup: PostgreSQL (idempotency_begin on a completed key) vs the same lookup as a Redis GET,
+    // once with C clients (pgbench vs redis-benchmark) and once from Node (pg vs ioredis), 16 clients each.
+    ctx.progress(`replay: preparing ${REPLAY_KEYS} completed keys in PostgreSQL and Redis`);
+    await ctx.query(`insert into ballast.idempotency_keys (scope, key, request_hash, status, status_code, response_body, created_at, expires_at)
+      select 'bench-idempotency-replay', 'k' || i, 'h', 'completed', 200, $1, now(), now() + interval '1 day'
+      from generate_series(0, ${REPLAY_KEYS - 1}) i`, [BODY]);
+    await ctx.query('analyze ballast.idempotency_keys');
+    await ensureRedis();
+    const redisKey = (i: number) => `bench-idempotency:k${String(i).padStart(12, '0')}`; // redis-benchmark's __rand_int__
+    const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
+    await redis.connect();
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < REPLAY_KEYS; i++) pipeline.set(redisKey(i), JSON.stringify({ status: 200, body: BODY }), 'EX', 3600);
+    await pipeline.exec();
+    await redis.quit();
+
+    ctx.progress(`replay, C clients: redis-benchmark GET, ${clients} clients`);
+    const redisC = await redisBenchmark(clients, sqlSeconds);
+    ctx.progress(`replay, C clients: pgbench idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
+    const pgC = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(0, ${REPLAY_KEYS - 1})
+select * from ballast.idempotency_begin('bench-idempotency-replay', 'k' || :k, 'h');
+` });
+
+    ctx.progress(`replay, Node: ioredis GET, ${clients} clients, ${sqlSeconds} s`);
+    const redisClients = await Promise.all(Array.from({ length: clients }, async () => {
+      const r = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
+      await r.connect();
+      return r;
+    }));
+    const redisNode = await loop(clients, sqlSeconds, (i) => redisClients[i].get(redisKey(Math.floor(Math.random() * REPLAY_KEYS))));
+    await Promise.all(redisClients.map((r) => r.quit()));
+    ctx.progress(`replay, Node: pg idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
+    const pgClients = await Promise.all(Array.from({ length: clients }, async () => {
+      const c = new pg.Client({ connectionString: ctx.cfg.authUrl });
+      await c.connect();
+      return c;
+    }));
+    const pgNode = await loop(clients, sqlSeconds, async (i) => {
+      const r = await pgClients[i].query<{ outcome: string }>({ name: 'replay',
+        text: 'select * from ballast.idempotency_begin($1, $2, $3)', values: ['bench-idempotency-replay', `k${Math.floor(Math.random() * REPLAY_KEYS)}`, 'h'] });
+      if (r.rows[0].outcome !== 'replay') throw new Error(`expected a replay, got ${r.rows[0].outcome}`);
+    });
+    await Promise.all(pgClients.map((c) => c.end()));
+    extra.replay = { cClients: { redis: redisC, postgres: pgC }, node: { redis: redisNode, postgres: pgNode } };
+    rows.push(
+      { metric: `replay lookup p99, ${clients} C clients`, baseline: redisC.p99, ballast: pgC.latencyP99Ms, unit: 'ms',
+        goal: { op: '<=', value: 5, text: '≤ 5 ms' },
+        note: 'baseline = Redis GET of the stored response (redis-benchmark); ballast = idempotency_begin returning replay (pgbench)' },
+      { metric: 'replay lookup p50, C clients', baseline: redisC.p50, ballast: pgC.latencyP50Ms, unit: 'ms' },
+      { metric: 'replay lookups/s, C clients', baseline: redisC.rps, ballast: pgC.tps, unit: 'ops/s' },
+      { metric: `replay lookup p99, ${clients} Node clients`, baseline: redisNode.p99, ballast: pgNode.p99, unit: 'ms',
+        note: 'the same lookups from Node, as the API would make them: ioredis GET vs pg (prepared) idempotency_begin' },
+      { metric: 'replay lookup p50, Node clients', baseline: redisNode.p50, ballast: pgNode.p50, unit: 'ms' },
+      { metric: 'replay lookups/s, Node clients', baseline: redisNode.perSecond, ballast: pgNode.perSecond, unit: 'ops/s' },
+    );
+
+    // --- HTTP: the same mutation through the API, without and with an Idempotency-Key
+    const api = await startApiProcess();
+    try {
+      const body = JSON.stringify({ query: 'mutation($label: String!) { benchIdempotentEffect(input: {label: $label}) { clientMutationId } }', variables: { label: 'bench' } });
+      const check = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': `bench-idempotency-http-check-${Date.now()}` }, body });
+      const checkBody = await check.text();
+      if (check.status !== 200 || !checkBody.includes('"benchIdempotentEffect"') || checkBody.includes('"errors"')) throw new Error(`the bench mutation does not work: ${check.status} ${checkBody}`);
+      ctx.progress(`HTTP warm-up, 2 s`);
+      await cannon(api.url, body, 2, clients, false);
+      ctx.progress(`HTTP baseline: mutation without a key, ${clients} connections, ${httpSeconds} s`);
+      const without = await cannon(api.url, body, httpSeconds, clients, false);
+      ctx.progress(`HTTP ballast: mutation with a distinct Idempotency-Key each, ${clients} connections, ${httpSeconds} s`);
+      const withKey = await cannon(api.url, body, httpSeconds, clients, true);
+      extra.http = { without, withKey };
+      rows.push(
+        { metric: `HTTP mutation, ${clients} connections`, baseline: without.rps, ballast: withKey.rps, unit: 'req/s',
+          note: `baseline = no Idempotency-Key; ballast = a new key per request (begin + complete around each). non-2xx: ${without.non2xx} / ${withKey.non2xx}` },
+        { metric: 'HTTP mutation p50', baseline: without.p50, ballast: withKey.p50, unit: 'ms' },
+        { metric: 'HTTP mutation p99', baseline: without.p99, ballast: withKey.p99, unit: 'ms' },
+      );
+    } finally {
+      await api.stop();
+    }
+  } finally {
+    await ctx.query(teardown);
+    const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect().then(async () => {
+      const keys = await redis.keys('bench-idempotency:*');
+      for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000)); // ours only
+    }).catch(() => undefined).finally(() => redis.disconnect());
+  }
+  return report('idempotency', rows, extra);
+}
+
+type LoopResult = { ops: number; perSecond: number; p50: number; p99: number };
+
+/** `workers` sequential loops for `seconds`; per-operation latency percentiles. */
+async function loop(workers: number, seconds: number, op: (worker: number) => Promise<unknown>): Promise<LoopResult> {
+  const times: number[][] = Array.from({ length: workers }, () => []);
+  const until = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(times.map(async (t, i) => {
+    while (performance.now() < until) {
+      const s = performance.now();
+      await op(i);
+      t.push(performance.now() - s);
+    }
+  }));
+  const all = times.flat();
+  return { ops: all.length, perSecond: all.length / ((performance.now() - started) / 1000), p50: percentile(all, 50), p99: percentile(all, 99) };
+}
+
+async function cannon(url: string, body: string, seconds: number, connections: number, withKey: boolean) {
+  let n = 0;
+  const prefix = `bench-idempotency-http-${Date.now()}`;
+  const r = await autocannon({
+    url: `${url}/graphql`, method: 'POST', connections, duration: seconds,
+    headers: { 'content-type': 'application/json' }, body,
+    requests: withKey ? [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'idempotency-key': `${prefix}-${++n}` } }) }] : undefined,
+  });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors, total: r.requests.total };
+}
+
+/** redis-benchmark GET on random prepared keys; about `seconds` long at the rate this machine manages. */
+async function redisBenchmark(clients: number, seconds: number): Promise<{ rps: number; p50: number; p99: number }> {
+  const probe = await $({ quiet: true })`redis-benchmark -h 127.0.0.1 -p 6379 -c ${clients} -n 20000 -r ${REPLAY_KEYS} --csv GET bench-idempotency:k__rand_int__`;
+  const rate = Number(parseCsv(probe.stdout).rps) || 20_000;
+  const r = await $({ quiet: true })`redis-benchmark -h 127.0.0.1 -p 6379 -c ${clients} -n ${Math.round(rate * seconds)} -r ${REPLAY_KEYS} --csv GET bench-idempotency:k__rand_int__`;
+  const row = parseCsv(r.stdout);
+  return { rps: Number(row.rps), p50: Number(row.p50_latency_ms), p99: Number(row.p99_latency_ms) };
+}
+
+function parseCsv(text: string): Record<string, string> {
+  const lines = text.trim().split('\n').filter((l) => l.startsWith('"'));
+  const cells = (l: string) => l.slice(1, -1).split('","');
+  const [head, row] = [cells(lines[0]), cells(lines[lines.length - 1])];
+  return Object.fromEntries(head.map((h, i) => [h, row[i]]));
+}
+
+async function ensureRedis(): Promise<void> {
+  const up = await new Promise<boolean>((resolve) => {
+    const s = net.connect(6379, '127.0.0.1', () => { s.end(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+  if (up) return;
+  await $`redis-server --daemonize yes --bind '127.0.0.1 -::1' --port 6379 --save '' --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`;
+  for (let i = 0; i < 50; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(6379, '127.0.0.1', () => { s.end(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('redis-server did not come up on 127.0.0.1:6379');
+}
+
+async function startApiProcess(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+  // The rate limiter is measured by the api bench; here it would turn most keyed mutations into 429s.
+  const proc = spawn(process.execPath, [path.join(ROOT, 'api', 'main.ts')], {
+    cwd: ROOT, env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', DB_POOL_MAX: '10', RATE_LIMIT_QUERY: 'off', RATE_LIMIT_MUTATION: 'off' }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => { stderr += d; });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (proc.exitCode !== null) throw new Error(`the API exited ${proc.exitCode}: ${stderr}`);
+    const ok = await fetch(`${url}/health/ready`).then((r) => r.status === 200, () => false);
+    if (ok) break;
+    if (i > 300) throw new Error(`the API did not become ready: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    stop: () => new Promise((resolve) => {
+      if (proc.exitCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.kill('SIGTERM');
+    }),
+  };
+}

@@ -1,0 +1,43 @@
+// npm start: cluster up → migrate → API + worker. Ctrl-C or SIGTERM stops the API and the worker,
+// then the cluster if this command started it; nothing is left running.
+import path from 'node:path';
+import { ROOT, dbConfig } from './lib/config.ts';
+import * as cluster from './lib/cluster.ts';
+import { ensureSystemPackages } from './lib/system.ts';
+import { migrate } from './lib/migrate.ts';
+import { startChild, stopChildren, type Child } from './lib/processes.ts';
+import { log } from './lib/output.ts';
+
+const cfg = dbConfig();
+await ensureSystemPackages({ server: cfg.managed, tests: false });
+const wasRunning = cfg.managed && (await cluster.status(cfg)).running;
+if (cfg.managed) await cluster.up(cfg);
+await migrate(cfg);
+
+const env = { ...process.env, GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'development' };
+const node = process.execPath;
+const children: Child[] = [
+  startChild('api', node, [path.join(ROOT, 'api', 'main.ts')], env),
+  startChild('worker', node, [path.join(ROOT, 'worker', 'main.ts')], env),
+];
+
+let stopping = false;
+async function stop(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    log('stopping api and worker');
+    await stopChildren(children);
+    if (cfg.managed && !wasRunning) await cluster.down(cfg);
+  }
+  process.exit(code);
+}
+process.once('SIGINT', () => void stop(0));
+process.once('SIGTERM', () => void stop(0));
+for (const c of children) {
+  c.exited.then((code) => {
+    if (!stopping) {
+      log(`${c.name} exited unexpectedly (code ${code}); stopping everything`);
+      void stop(1);
+    }
+  });
+}

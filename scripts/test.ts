@@ -1,0 +1,85 @@
+// npm test: a throwaway cluster (or the DATABASE_URL database, erased) → roles → migrations from scratch
+// on the database and on the shadow database → verify_migration_success() → pgTAP (pg_prove) →
+// node:test suites → one summary line. Exits non-zero on any failure.
+import fs from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx';
+import { ROOT, dbConfig, withDatabase } from './lib/config.ts';
+import * as cluster from './lib/cluster.ts';
+import { ensureSystemPackages } from './lib/system.ts';
+import { afterReset, currentMigrationPending, graphileMigrate } from './lib/migrate.ts';
+import { bootstrap, connect } from './lib/bootstrap.ts';
+import { verify } from './verify.ts';
+import { fail, log } from './lib/output.ts';
+import { printTable } from './lib/table.ts';
+
+type Step = { name: string; passed: number; failed: number };
+const steps: Step[] = [];
+const only = process.argv.slice(2); // e.g. `npm test -- test/api.test.ts` runs just those node tests
+
+if (currentMigrationPending()) {
+  fail('migrations/current.sql is not empty: commit it (npm run migrate -- commit --message "...") or empty it');
+}
+const cfg = dbConfig({ test: true, dataDir: path.join(ROOT, '.ballast', 'test-pgdata') });
+await ensureSystemPackages({ server: cfg.managed, tests: true });
+if (!cfg.managed) log(`DATABASE_URL is set: tests run on ${cfg.dbName} there and ERASE it first`);
+
+const keep = process.env.BALLAST_KEEP_TEST_DB === '1';
+let exitCode = 1;
+try {
+  if (cfg.managed) {
+    await cluster.destroy(cfg);
+    process.env.BALLAST_PG_FSYNC = 'off'; // a throwaway cluster need not survive a power cut
+    await cluster.up(cfg);
+  }
+  await bootstrap(cfg);
+  await afterReset(cfg);
+  await graphileMigrate(cfg, ['reset', '--erase']);
+  await graphileMigrate(cfg, ['reset', '--shadow', '--erase']);
+  await graphileMigrate(cfg, ['migrate', '--forceActions']); // sql/ applies twice: proves it is idempotent
+  log('migrations applied from scratch to the database and the shadow database');
+
+  const checks = await verify(cfg.ownerUrl);
+  const badChecks = checks.filter((c) => !c.ok);
+  if (badChecks.length) printTable(['check', 'ok', 'detail'], badChecks.map((c) => [c.check_name, 'NOT OK', c.detail ?? '']));
+  steps.push({ name: 'verify_migration_success()', passed: checks.length - badChecks.length, failed: badChecks.length });
+
+  const tsc = await $({ cwd: ROOT, nothrow: true, verbose: true })`tsc --noEmit -p ${ROOT}`;
+  steps.push({ name: 'typecheck (tsc --noEmit)', passed: tsc.exitCode === 0 ? 1 : 0, failed: tsc.exitCode === 0 ? 0 : 1 });
+
+  if (only.length === 0) {
+    const root = await connect(cfg.rootUrl);
+    await root.query('create extension if not exists pgtap');
+    await root.end();
+    const url = new URL(cfg.rootUrl);
+    const pgEnv = { ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: decodeURIComponent(url.username),
+      PGPASSWORD: decodeURIComponent(url.password), PGDATABASE: cfg.dbName };
+    const prove = await $({ cwd: ROOT, env: pgEnv, nothrow: true, verbose: true })`pg_prove --ext .sql -r test-sql/`;
+    const m = /Files=\d+, Tests=(\d+)/.exec(prove.stdout);
+    const total = m ? Number(m[1]) : 0;
+    const failedMatch = /Failed (\d+)\/(\d+) subtests/g;
+    let failed = 0;
+    for (const f of prove.stdout.matchAll(failedMatch)) failed += Number(f[1]);
+    if (prove.exitCode !== 0 && failed === 0) failed = 1; // a file that died before its plan
+    steps.push({ name: 'pgTAP (pg_prove test-sql/)', passed: total - failed, failed });
+  }
+
+  const tapFile = path.join(ROOT, '.ballast', 'node-tests.tap');
+  const files = only.length ? only : fs.readdirSync(path.join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => path.join('test', f));
+  const nodeTests = await $({ cwd: ROOT, nothrow: true, verbose: true, env: { ...process.env, DATABASE_URL: cfg.rootUrl, BALLAST_TEST: '1', GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'test', ...(cfg.managed ? { BALLAST_TEST_PG_DATA: fs.realpathSync(cfg.dataDir) } : {}) } })`node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination=${tapFile} ${files}`;
+  const tap = fs.existsSync(tapFile) ? fs.readFileSync(tapFile, 'utf8') : '';
+  const pass = Number(/^# pass (\d+)/m.exec(tap)?.[1] ?? 0);
+  let nfail = Number(/^# fail (\d+)/m.exec(tap)?.[1] ?? 0);
+  if (nodeTests.exitCode !== 0 && nfail === 0) nfail = 1;
+  steps.push({ name: 'node:test (test/)', passed: pass, failed: nfail });
+  exitCode = steps.some((s) => s.failed > 0) ? 1 : 0;
+} finally {
+  if (cfg.managed && !keep) await cluster.destroy(cfg);
+  else if (keep) log(`kept the test database: psql ${withDatabase(cfg.rootUrl, cfg.dbName)}`);
+}
+
+printTable(['step', 'passed', 'failed'], steps.map((s) => [s.name, String(s.passed), String(s.failed)]));
+const passed = steps.reduce((n, s) => n + s.passed, 0);
+const failed = steps.reduce((n, s) => n + s.failed, 0);
+process.stdout.write(`summary: ${passed} passed, ${failed} failed\n`);
+process.exit(exitCode);

@@ -1,0 +1,302 @@
+-- Tenancy and access (capability: access): who is asking, read from the JWT claims the API puts into
+-- the transaction, and why a request was denied.
+--
+-- The API verifies the JWT and sets, per transaction: role (ballast_anonymous | ballast_member |
+-- ballast_admin), request.jwt.claims (the claims as JSON: sub, org_id, role, exp, iat) and request.id.
+-- Missing, empty ('' after a transaction that set it) or malformed claims mean "no session": the helpers
+-- return null, so every policy written with them denies. They never raise: an error would abort the
+-- statement before a policy could say no, and a caller that caught it might skip the check.
+
+---- parse_claims
+---- Validates a claims text; returns the claims object, or null and the reason it is not a session.
+create or replace function ballast.parse_claims(raw text, out claims jsonb, out problem text) as $$
+declare
+  c jsonb;
+  id uuid;
+  role text;
+begin
+  if raw is null or btrim(raw) = '' then
+    problem := 'no claims: request.jwt.claims is not set (no token)';
+    return;
+  end if;
+  -- one subtransaction for every cast that may fail; problem says which step was running
+  begin
+    problem := 'malformed claims: request.jwt.claims is not valid JSON';
+    c := raw::jsonb;
+    if jsonb_typeof(c) <> 'object' then
+      problem := format('malformed claims: expected a JSON object, got %s', jsonb_typeof(c));
+      return;
+    end if;
+    problem := 'malformed claims: sub must be the user''s uuid';
+    if jsonb_typeof(c -> 'sub') is distinct from 'string' then
+      return;
+    end if;
+    id := (c ->> 'sub')::uuid;
+    if c ? 'org_id' then
+      problem := 'malformed claims: org_id must be an organisation uuid';
+      if jsonb_typeof(c -> 'org_id') <> 'string' then
+        return;
+      end if;
+      id := (c ->> 'org_id')::uuid;
+    end if;
+  exception when others then
+    return;  -- with the problem of the step that failed
+  end;
+  role := c ->> 'role';
+  problem := case
+    when c ? 'role' and (role is null or role not in ('member', 'admin')) then 'malformed claims: role must be member or admin'
+    when not c ? 'exp' then null
+    when jsonb_typeof(c -> 'exp') <> 'number' then 'malformed claims: exp must be a number (seconds since 1970)'
+    when (c ->> 'exp')::numeric <= extract(epoch from now()) then format('expired claims: exp %s is before now', c ->> 'exp')
+  end;
+  if problem is null then
+    claims := c;
+  end if;
+end;
+$$ language plpgsql stable;
+comment on function ballast.parse_claims(text) is
+  E'Validate a JWT claims text: (claims, null) for a session, (null, reason) otherwise. Never raises.';
+
+---- current_claims
+---- The current transaction's verified claims, or null when there is no (valid) session.
+-- Policies and the audit trigger call this several times per statement, so the verdict on a claims text
+-- is remembered for the transaction (ballast.claims_ok / ballast.claims_bad hold the text last judged):
+-- a repeat costs a string comparison, not a parse in a subtransaction. Whoever could forge those settings
+-- could set request.jwt.claims itself, so the memo grants nothing new. (Hence STABLE with a set_config.)
+create or replace function ballast.current_claims()
+returns jsonb as $$
+declare
+  raw text := current_setting('request.jwt.claims', true);
+  parsed record;
+begin
+  if raw is null or raw = '' then
+    return null;
+  elsif raw = current_setting('ballast.claims_ok', true) then
+    return raw::jsonb;
+  elsif raw = current_setting('ballast.claims_bad', true) then
+    return null;
+  end if;
+  parsed := ballast.parse_claims(raw);
+  perform set_config(case when parsed.claims is null then 'ballast.claims_bad' else 'ballast.claims_ok' end, raw, true);
+  return parsed.claims;
+end;
+$$ language plpgsql stable;
+comment on function ballast.current_claims() is
+  E'The JWT claims of the current transaction (request.jwt.claims) as jsonb; null when missing, empty, malformed or expired. Use as (select ballast.current_claims()) in policies.';
+
+---- current_user_id
+---- The session's user id (claims sub), or null.
+create or replace function ballast.current_user_id()
+returns uuid as $$
+  select (ballast.current_claims() ->> 'sub')::uuid
+$$ language sql stable;
+comment on function ballast.current_user_id() is
+  E'The user id (claims sub) of the current session; null without a valid session. Use as (select ballast.current_user_id()) in policies.';
+
+---- current_org_id
+---- The organisation the session acts for (claims org_id), or null.
+create or replace function ballast.current_org_id()
+returns uuid as $$
+  select (ballast.current_claims() ->> 'org_id')::uuid
+$$ language sql stable;
+comment on function ballast.current_org_id() is
+  E'The organisation the current session acts for (claims org_id); null without a valid session or org. Use as (select ballast.current_org_id()) in policies.';
+
+---- current_app_role
+---- The role the token claims (member or admin), or null. A claim, not a proof: check memberships too.
+create or replace function ballast.current_app_role()
+returns text as $$
+  select ballast.current_claims() ->> 'role'
+$$ language sql stable;
+comment on function ballast.current_app_role() is
+  E'The application role the token claims (member or admin); null without a valid session. Policies granting admin rights must also check the membership table: a claim alone is not proof.';
+
+---- current_request_id
+---- The API's request id for this transaction (request.id), or null.
+create or replace function ballast.current_request_id()
+returns text as $$
+  select left(nullif(current_setting('request.id', true), ''), 200)
+$$ language sql stable;
+comment on function ballast.current_request_id() is
+  E'The request id the API set for this transaction (request.id); null outside a request.';
+
+---- explain_access
+---- For the current claims and role: what the table's access rules need for a command, and which fails.
+create or replace function ballast.explain_access(tbl regclass, command text, row_data jsonb default null)
+returns table (check_name text, ok boolean, detail text) as $$
+declare
+  cmd text := lower(btrim(command));
+  parsed record;
+  rel record;
+  pol record;
+  unknown_cols text[];
+  denied_cols text[];
+  org_col_type regtype;
+  policy_ok boolean;
+  any_permissive boolean := false;
+  permissive_ok boolean := false;
+  restrictive_ok boolean := true;
+  expr text;
+begin
+  if tbl is null then
+    raise exception using errcode = '22004', message = 'explain_access: tbl must not be null',
+      hint = 'Pass the table as a regclass, e.g. ''app_public.funds''.';
+  end if;
+  if cmd is null or cmd not in ('select', 'insert', 'update', 'delete') then
+    raise exception using errcode = '22023',
+      message = format('explain_access: command must be select, insert, update or delete, got %L', command);
+  end if;
+  if row_data is not null and jsonb_typeof(row_data) <> 'object' then
+    raise exception using errcode = '22023',
+      message = format('explain_access: row_data must be a JSON object of column values, got %s', jsonb_typeof(row_data));
+  end if;
+  select c.oid, c.relkind, c.relrowsecurity, format('%I.%I', n.nspname, c.relname) as name
+    into rel from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = tbl;
+  if rel.relkind not in ('r', 'p', 'v', 'm', 'f') then
+    raise exception using errcode = '42809', message = format('explain_access: %s is not a table or view', tbl);
+  end if;
+
+  -- 1. session: are there valid claims at all?
+  parsed := ballast.parse_claims(current_setting('request.jwt.claims', true));
+  check_name := 'session';
+  ok := parsed.claims is not null;
+  detail := coalesce(parsed.problem, format('user %s, org %s, role %s', parsed.claims ->> 'sub',
+    coalesce(parsed.claims ->> 'org_id', '(none)'), coalesce(parsed.claims ->> 'role', '(none)')));
+  return next;
+
+  -- 2. the database role's privilege on the table (GRANT), and on the columns given (insert, update)
+  check_name := 'privilege';
+  ok := has_table_privilege(current_user, tbl, cmd)
+        or (cmd in ('insert', 'update', 'select') and has_any_column_privilege(current_user, tbl, cmd));
+  detail := format('role %s %s %s on %s', current_user, case when ok then 'has' else 'has no' end, upper(cmd), rel.name);
+  return next;
+  if row_data is not null and cmd in ('insert', 'update') then
+    select array_agg(k order by k) filter (where a.attnum is null),
+           array_agg(k order by k) filter (where a.attnum is not null and not has_column_privilege(current_user, tbl, a.attname, cmd))
+      into unknown_cols, denied_cols
+      from jsonb_object_keys(row_data) k
+      left join pg_attribute a on a.attrelid = tbl and a.attname = k and a.attnum > 0 and not a.attisdropped
+     where cmd = 'insert' or a.attnum is null  -- update: primary key columns identify the row, they are not written
+        or not exists (select 1 from pg_index i where i.indrelid = tbl and i.indisprimary and a.attnum = any (i.indkey));
+    check_name := 'column privilege';
+    ok := denied_cols is null and unknown_cols is null;
+    detail := case
+      when unknown_cols is not null then format('%s has no column %s', rel.name, array_to_string(unknown_cols, ', '))
+      when denied_cols is not null then format('role %s may not %s column %s', current_user, upper(cmd), array_to_string(denied_cols, ', '))
+      else format('role %s may %s every column given', current_user, upper(cmd)) end;
+    return next;
+  end if;
+
+  -- 3. org match: the row's org_id is the organisation the session acts for (tables with an org_id column)
+  select a.atttypid::regtype into org_col_type
+    from pg_attribute a where a.attrelid = tbl and a.attname = 'org_id' and not a.attisdropped;
+  if org_col_type is not null and row_data ? 'org_id' then
+    check_name := 'org match';
+    ok := parsed.claims is not null and (row_data ->> 'org_id') = (parsed.claims ->> 'org_id');
+    detail := format('row org_id %s, session org_id %s', coalesce(row_data ->> 'org_id', 'null'),
+      coalesce(parsed.claims ->> 'org_id', '(no session org)'));
+    return next;
+  end if;
+
+  if not rel.relrowsecurity then
+    check_name := 'row level security';
+    ok := true;
+    detail := format('%s has no row level security: the privilege decides', rel.name);
+    return next;
+    return;
+  end if;
+
+  -- 4. policies: is there one for this command and role at all?
+  check_name := 'policy for role';
+  select string_agg(format('%s (%s)', p.polname, case when p.polroles = '{0}' then 'public'
+           else (select string_agg(r.rolname, ', ' order by r.rolname) from pg_roles r where r.oid = any (p.polroles)) end), '; ' order by p.polname)
+    into detail
+    from pg_policy p
+   where p.polrelid = tbl and p.polpermissive
+     and p.polcmd in ('*', case cmd when 'select' then 'r' when 'insert' then 'a' when 'update' then 'w' else 'd' end)
+     and (p.polroles = '{0}' or exists (select 1 from unnest(p.polroles) r where pg_has_role(current_user, r, 'member')));
+  ok := detail is not null;
+  detail := case when ok then format('role %s is covered by %s', current_user, detail)
+                 else format('no policy lets role %s %s %s', current_user, upper(cmd), rel.name) end;
+  return next;
+
+  -- 5. each applicable policy, evaluated for the current claims against row_data (columns not given are null)
+  if row_data is null then
+    return;
+  end if;
+  for pol in
+    select p.polname, p.polpermissive,
+           pg_get_expr(case when cmd = 'insert' then p.polwithcheck else p.polqual end, p.polrelid) as using_or_check,
+           case when cmd = 'update' then pg_get_expr(coalesce(p.polwithcheck, p.polqual), p.polrelid) end as update_check
+      from pg_policy p
+     where p.polrelid = tbl
+       and p.polcmd in ('*', case cmd when 'select' then 'r' when 'insert' then 'a' when 'update' then 'w' else 'd' end)
+       and (p.polroles = '{0}' or exists (select 1 from unnest(p.polroles) r where pg_has_role(current_user, r, 'member')))
+     order by p.polpermissive desc, p.polname
+  loop
+    expr := coalesce(pol.using_or_check, 'true');
+    if pol.update_check is not null and pol.update_check <> expr then
+      expr := format('(%s) and (%s)', expr, pol.update_check);
+    end if;
+    check_name := format('policy %s', pol.polname);
+    begin
+      execute format('select coalesce((%s), false) from jsonb_populate_record(null::%s, $1) as %I',
+                     expr, tbl, (select c.relname from pg_class c where c.oid = tbl))
+        into policy_ok using row_data;
+      ok := policy_ok;
+      detail := format('%s %s: %s', case when pol.polpermissive then 'permissive' else 'restrictive' end,
+                       case when policy_ok then 'passes' else 'fails' end, expr);
+    exception when others then
+      ok := false;
+      detail := format('could not evaluate %s: %s', expr, sqlerrm);
+    end;
+    if pol.polpermissive then
+      any_permissive := true;
+      permissive_ok := permissive_ok or ok;
+    else
+      restrictive_ok := restrictive_ok and ok;
+    end if;
+    return next;
+  end loop;
+  check_name := 'policies';
+  ok := any_permissive and permissive_ok and restrictive_ok;
+  detail := case when not any_permissive then 'no permissive policy applies: denied'
+                 when not permissive_ok then 'no permissive policy passes for this row'
+                 when not restrictive_ok then 'a restrictive policy fails for this row'
+                 else 'the row passes the policies' end;
+  return next;
+end;
+$$ language plpgsql stable;
+comment on function ballast.explain_access(regclass, text, jsonb) is
+  E'Why is (or would) the current session (claims and role) be denied COMMAND on TBL for ROW_DATA? One row per check: session, privilege, column privilege, org match, policy for role, each policy evaluated against the row, policies. ROW_DATA is the row as column => value (for update: its primary key plus the new values; columns not given count as null). Runs as the caller.';
+
+grant execute on function ballast.parse_claims(text), ballast.current_claims(), ballast.current_user_id(),
+  ballast.current_org_id(), ballast.current_app_role(), ballast.current_request_id(),
+  ballast.explain_access(regclass, text, jsonb)
+  to ballast_anonymous, ballast_member, ballast_admin;
+
+---- verify__access
+---- Every app table has policies; no SECURITY DEFINER function in app_public without a comment saying why it is safe.
+create or replace function ballast.verify__access()
+returns table (check_name text, ok boolean, detail text) as $$
+  select 'policies ' || ballast.qualified_name(c.oid),
+         count(p.polname) > 0 or ballast.is_exempt('rls', c.oid),
+         case when count(p.polname) > 0 then string_agg(p.polname::text, ', ' order by p.polname)
+              when ballast.is_exempt('rls', c.oid) then 'exempt from rls checks'
+              else format('no policy: with RLS forced nobody, not even the owner, can use %s; write its policies (select ballast.owner_only_policy(%L) at least)',
+                          c.oid::regclass, ballast.qualified_name(c.oid)) end
+    from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace
+    left join pg_policy p on p.polrelid = c.oid
+   where c.relkind in ('r', 'p') and n.nspname in ('app_public', 'app_private')
+   group by c.oid
+  union all
+  select 'security definer ' || p.oid::regprocedure::text,
+         coalesce(obj_description(p.oid, 'pg_proc'), '') ~* 'safe',
+         case when coalesce(obj_description(p.oid, 'pg_proc'), '') ~* 'safe' then 'commented: ' || obj_description(p.oid, 'pg_proc')
+              else format('app_public functions run as their caller unless a comment says why SECURITY DEFINER is safe: comment on function %s is ''... safe because ...''', p.oid::regprocedure) end
+    from pg_proc p
+   where p.pronamespace = 'app_public'::regnamespace and p.prosecdef
+$$ language sql stable;
+comment on function ballast.verify__access() is
+  E'Checks for verify_migration_success(): policies on every app table, SECURITY DEFINER functions in app_public commented as safe.';

@@ -1,0 +1,296 @@
+-- The API server's SQL (capability: api): batched request tracing and its rollups, the report_error
+-- job queueing, and the database gauges /metrics reads on scrape (rate limiting: sql/rate_limit.sql).
+-- The API connects as ballast_authenticator (NOINHERIT) and calls these SECURITY DEFINER functions
+-- directly, outside any visitor's transaction; the visitor roles get none of them.
+
+select ballast.owner_only_policy('ballast.performance_metrics');
+
+---- record_performance_metrics
+---- Inserts a batch of request rows (a JSON array) into ballast.performance_metrics with one statement.
+create or replace function ballast.record_performance_metrics(rows jsonb)
+returns int as $$
+declare
+  n int;
+begin
+  if rows is null or jsonb_typeof(rows) <> 'array' then
+    raise exception using errcode = '22023',
+      message = format('record_performance_metrics: rows must be a JSON array, got %s', coalesce(jsonb_typeof(rows), 'null'));
+  end if;
+  if jsonb_array_length(rows) > 10000 then
+    raise exception using errcode = '22023',
+      message = format('record_performance_metrics: at most 10000 rows per call, got %s', jsonb_array_length(rows)),
+      hint = 'Flush more often or in smaller batches.';
+  end if;
+  insert into ballast.performance_metrics
+    (created_at, endpoint, method, status_code, response_time_ms, request_id, operation_name, operation_type, user_id, org_id)
+  select r.created_at, r.endpoint, r.method, r.status_code, r.response_time_ms, r.request_id, r.operation_name,
+         r.operation_type, r.user_id, r.org_id
+  from jsonb_to_recordset(rows) as r(created_at timestamptz, endpoint text, method text, status_code smallint,
+    response_time_ms real, request_id text, operation_name text, operation_type text, user_id uuid, org_id uuid);
+  get diagnostics n = row_count;
+  return n;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.record_performance_metrics(jsonb) is
+  E'Insert up to 10000 request rows ([{created_at, endpoint, method, status_code, response_time_ms, request_id, operation_name, operation_type, user_id, org_id}]) into ballast.performance_metrics.';
+revoke all on function ballast.record_performance_metrics(jsonb) from public;
+grant execute on function ballast.record_performance_metrics(jsonb) to ballast_authenticator;
+
+---- enqueue_error_reports
+---- Queues one graphile-worker report_error job per report (a JSON array of objects).
+create or replace function ballast.enqueue_error_reports(reports jsonb)
+returns int as $$
+declare
+  n int;
+begin
+  if reports is null or jsonb_typeof(reports) <> 'array' then
+    raise exception using errcode = '22023',
+      message = format('enqueue_error_reports: reports must be a JSON array, got %s', coalesce(jsonb_typeof(reports), 'null'));
+  end if;
+  if jsonb_array_length(reports) > 1000 then
+    raise exception using errcode = '22023',
+      message = format('enqueue_error_reports: at most 1000 reports per call, got %s', jsonb_array_length(reports));
+  end if;
+  if exists (select 1 from jsonb_array_elements(reports) r where jsonb_typeof(r) <> 'object') then
+    raise exception using errcode = '22023', message = 'enqueue_error_reports: every report must be a JSON object';
+  end if;
+  select count(*) into n from graphile_worker.add_jobs(array(
+    select row('report_error', r::json, null, null, 10, null, null, null)::graphile_worker.job_spec
+    from jsonb_array_elements(reports) r));
+  return n;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.enqueue_error_reports(jsonb) is
+  E'Queue a report_error graphile-worker job per report (JSON objects, at most 1000 per call); the API calls it for 5xx responses.';
+revoke all on function ballast.enqueue_error_reports(jsonb) from public;
+grant execute on function ballast.enqueue_error_reports(jsonb) to ballast_authenticator;
+
+-- Rollups of performance_metrics. Created once and kept (not dropped and recreated like plain views):
+-- the refresh-queue capability registers them by regclass, and they hold data. A change to their
+-- definition needs a migration that drops them. Refreshed through the refresh queue (registered below,
+-- with performance_metrics as their source).
+create materialized view if not exists ballast.api_metrics_5m as
+select date_bin('5 minutes', m.created_at, timestamptz '2000-01-01 00:00:00+00') as bucket_start,
+       m.endpoint, m.method, coalesce(m.operation_name, '') as operation_name,
+       count(*) as request_count,
+       count(*) filter (where m.status_code >= 500) as error_count,
+       count(*) filter (where m.status_code between 400 and 499) as client_error_count,
+       percentile_cont(0.5) within group (order by m.response_time_ms) as p50_ms,
+       percentile_cont(0.95) within group (order by m.response_time_ms) as p95_ms,
+       percentile_cont(0.99) within group (order by m.response_time_ms) as p99_ms
+from ballast.performance_metrics m
+where m.created_at >= now() - interval '2 days'
+group by 1, 2, 3, 4;
+comment on materialized view ballast.api_metrics_5m is
+  E'API requests per 5 minutes, endpoint, method and GraphQL operation over the last 2 days: count, errors (5xx), client errors (4xx), p50/p95/p99 ms.';
+create unique index if not exists api_metrics_5m_key on ballast.api_metrics_5m (bucket_start, endpoint, method, operation_name);
+
+create materialized view if not exists ballast.api_metrics_hourly as
+select date_trunc('hour', m.created_at) as bucket_start,
+       m.endpoint, m.method, coalesce(m.operation_name, '') as operation_name,
+       count(*) as request_count,
+       count(*) filter (where m.status_code >= 500) as error_count,
+       count(*) filter (where m.status_code between 400 and 499) as client_error_count,
+       percentile_cont(0.5) within group (order by m.response_time_ms) as p50_ms,
+       percentile_cont(0.95) within group (order by m.response_time_ms) as p95_ms,
+       percentile_cont(0.99) within group (order by m.response_time_ms) as p99_ms
+from ballast.performance_metrics m
+where m.created_at >= now() - interval '8 days'
+group by 1, 2, 3, 4;
+comment on materialized view ballast.api_metrics_hourly is
+  E'API requests per hour, endpoint, method and GraphQL operation over the last 8 days: count, errors (5xx), client errors (4xx), p50/p95/p99 ms.';
+create unique index if not exists api_metrics_hourly_key on ballast.api_metrics_hourly (bucket_start, endpoint, method, operation_name);
+
+-- The rollups follow the request log through the refresh queue: a minute after tracing writes stop, and
+-- at the latest 5 minutes (hourly: 1 hour) after the first unrefreshed write.
+select ballast.register_matview('ballast.api_metrics_5m', array['ballast.performance_metrics']::regclass[],
+                                debounce => '1 minute', max_delay => '5 minutes');
+select ballast.register_matview('ballast.api_metrics_hourly', array['ballast.performance_metrics']::regclass[],
+                                debounce => '5 minutes', max_delay => '1 hour');
+
+-- Database gauges for /metrics. Each capability contributes a function ballast.metrics__<capability>()
+-- returning (metric, help, labels, value); metrics_snapshot() runs them all, each in its own
+-- subtransaction, so one that fails (a table changed shape) reports ballast_db_metrics_source_up 0 and
+-- the others still answer. Functions for capabilities whose tables do not exist yet return no rows.
+
+---- metrics__worker
+---- graphile-worker's queue (pending, oldest pending age, dead jobs per task) and worker heartbeats.
+create or replace function ballast.metrics__worker()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+begin
+  if to_regclass('graphile_worker._private_jobs') is not null and to_regclass('graphile_worker._private_tasks') is not null then
+    return query
+    with per_task as (
+      select t.identifier,
+             count(j.id) filter (where j.is_available and j.run_at <= now()) as pending,
+             extract(epoch from now() - min(j.run_at) filter (where j.is_available and j.run_at <= now())) as oldest,
+             count(j.id) filter (where j.attempts >= j.max_attempts) as dead,
+             count(j.id) filter (where j.locked_at is not null) as running
+      from graphile_worker._private_tasks t
+      left join graphile_worker._private_jobs j on j.task_id = t.id
+      group by t.identifier
+    )
+    select 'ballast_worker_jobs_pending', 'graphile-worker jobs due and not yet taken, by task', jsonb_build_object('task', identifier), pending::float8 from per_task
+    union all
+    select 'ballast_worker_jobs_oldest_pending_seconds', 'Age of the oldest due graphile-worker job, by task (0 when none)', jsonb_build_object('task', identifier), coalesce(oldest, 0)::float8 from per_task
+    union all
+    select 'ballast_worker_jobs_dead', 'graphile-worker jobs that used up their attempts (dead letters), by task', jsonb_build_object('task', identifier), dead::float8 from per_task
+    union all
+    select 'ballast_worker_jobs_running', 'graphile-worker jobs locked by a worker, by task', jsonb_build_object('task', identifier), running::float8 from per_task;
+  end if;
+  if to_regclass('ballast.worker_heartbeats') is not null then
+    return query
+    select 'ballast_worker_heartbeat_age_seconds', 'Seconds since the most recent worker heartbeat (-1 when none)', '{}'::jsonb,
+           coalesce(extract(epoch from now() - max(h.last_seen_at)), -1)::float8
+    from ballast.worker_heartbeats h;
+  end if;
+end;
+$$ language plpgsql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__worker() is
+  E'Gauges for /metrics: graphile-worker queue depth, oldest pending age, dead jobs, running jobs per task; worker heartbeat age.';
+
+---- metrics__api
+---- The API's own tables: rate-limit buckets, newest traced request, rollup freshness.
+create or replace function ballast.metrics__api()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+  select 'ballast_rate_limit_buckets', 'Rate-limit buckets not yet full again', '{}'::jsonb,
+         (select count(*) from ballast.rate_limit_buckets)::float8
+  union all
+  select 'ballast_performance_metrics_newest_age_seconds', 'Seconds since the newest traced request (-1 when none)', '{}'::jsonb,
+         coalesce(extract(epoch from now() - (select max(created_at) from ballast.performance_metrics)), -1)::float8
+  union all
+  select 'ballast_api_rollup_newest_bucket_age_seconds', 'Seconds since the start of the newest bucket of an API rollup view (-1 when empty)',
+         jsonb_build_object('view', v.name), coalesce(extract(epoch from now() - v.newest), -1)::float8
+  from (select 'ballast.api_metrics_5m' as name, (select max(bucket_start) from ballast.api_metrics_5m) as newest
+        union all
+        select 'ballast.api_metrics_hourly', (select max(bucket_start) from ballast.api_metrics_hourly)) v
+$$ language sql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__api() is
+  E'Gauges for /metrics: rate-limit buckets, age of the newest traced request, freshness of api_metrics_5m/api_metrics_hourly.';
+
+---- metrics__cache_invalidation
+---- The cache-invalidation queue (when that capability is installed): pending, oldest pending age, dead letters.
+create or replace function ballast.metrics__cache_invalidation()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+begin
+  if to_regclass('ballast.cache_invalidation_queue') is not null then
+    return query
+    select 'ballast_cache_invalidation_pending', 'Cache-invalidation tags not yet delivered', '{}'::jsonb, count(*)::float8
+    from ballast.cache_invalidation_queue q where q.processed_at is null
+    union all
+    select 'ballast_cache_invalidation_oldest_pending_seconds', 'Age of the oldest undelivered cache-invalidation tag (0 when none)', '{}'::jsonb,
+           coalesce(extract(epoch from now() - min(q.enqueued_at)), 0)::float8
+    from ballast.cache_invalidation_queue q where q.processed_at is null;
+  end if;
+  if to_regclass('ballast.cache_invalidation_dead_letters') is not null then
+    return query
+    select 'ballast_cache_invalidation_dead_letters', 'Cache-invalidation tags that used up their retries', '{}'::jsonb, count(*)::float8
+    from ballast.cache_invalidation_dead_letters;
+  end if;
+end;
+$$ language plpgsql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__cache_invalidation() is
+  E'Gauges for /metrics from the cache-invalidation capability''s tables, when they exist.';
+
+---- metrics__refresh_queue
+---- The materialized-view refresh queue (when installed): pending requests, seconds since each view's last good refresh.
+create or replace function ballast.metrics__refresh_queue()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+begin
+  if to_regclass('ballast.materialized_view_refresh_queue') is not null then
+    return query
+    select 'ballast_matview_refresh_pending', 'Rows in the materialized-view refresh queue', '{}'::jsonb, count(*)::float8
+    from ballast.materialized_view_refresh_queue;
+  end if;
+  if to_regclass('ballast.mv_refresh_log') is not null then
+    return query
+    select 'ballast_matview_seconds_since_refresh', 'Seconds since the last successful refresh of a materialized view',
+           jsonb_build_object('view', l.matview::text), extract(epoch from now() - max(l.finished_at))::float8
+    from ballast.mv_refresh_log l where l.ok group by l.matview::text;
+  end if;
+end;
+$$ language plpgsql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__refresh_queue() is
+  E'Gauges for /metrics from the refresh-queue capability''s tables, when they exist.';
+
+---- metrics__cleanup
+---- Cleanup runs (when installed): seconds since each policy last finished a run (cleanup lag).
+create or replace function ballast.metrics__cleanup()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+begin
+  if to_regclass('ballast.cleanup_runs') is not null then
+    return query
+    select 'ballast_cleanup_seconds_since_run', 'Seconds since a cleanup policy last finished a run',
+           jsonb_build_object('policy', r.policy::text), extract(epoch from now() - max(r.finished_at))::float8
+    from ballast.cleanup_runs r where r.finished_at is not null group by r.policy::text;
+  end if;
+end;
+$$ language plpgsql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__cleanup() is
+  E'Gauges for /metrics from the cleanup capability''s tables, when they exist.';
+
+---- metrics__idempotency
+---- Idempotency keys (when installed): live keys and keys in progress.
+create or replace function ballast.metrics__idempotency()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+begin
+  if to_regclass('ballast.idempotency_keys') is not null then
+    return query
+    select 'ballast_idempotency_keys_live', 'Idempotency keys not yet expired', '{}'::jsonb, count(*)::float8
+    from ballast.idempotency_keys k where k.expires_at > now()
+    union all
+    select 'ballast_idempotency_keys_in_progress', 'Idempotency keys whose request is still running', '{}'::jsonb, count(*)::float8
+    from ballast.idempotency_keys k where k.status = 'in_progress' and k.expires_at > now();
+  end if;
+end;
+$$ language plpgsql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__idempotency() is
+  E'Gauges for /metrics from the idempotency capability''s table, when it exists.';
+
+---- metrics_snapshot
+---- Every ballast.metrics__*() gauge in one result, plus whether each source answered.
+create or replace function ballast.metrics_snapshot()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+declare
+  fn regprocedure;
+begin
+  for fn in
+    select p.oid::regprocedure from pg_proc p
+    where p.pronamespace = 'ballast'::regnamespace and p.proname like 'metrics\_\_%' and p.pronargs = 0
+    order by p.proname
+  loop
+    begin
+      return query execute format('select metric, help, labels, value from %s', fn);
+      return query select 'ballast_db_metrics_source_up'::text, 'Whether a ballast.metrics__*() function answered (1) or failed (0)'::text,
+                          jsonb_build_object('source', fn::text), 1::float8;
+    exception when others then
+      return query select 'ballast_db_metrics_source_up'::text, 'Whether a ballast.metrics__*() function answered (1) or failed (0)'::text,
+                          jsonb_build_object('source', fn::text), 0::float8;
+    end;
+  end loop;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics_snapshot() is
+  E'All database gauges for the API''s /metrics: rows (metric, help, labels, value) from every ballast.metrics__*() function.';
+revoke all on function ballast.metrics_snapshot() from public;
+grant execute on function ballast.metrics_snapshot() to ballast_authenticator;
+
+---- verify__api
+---- The API capability's checks: its SECURITY DEFINER functions are the authenticator's only.
+create or replace function ballast.verify__api()
+returns table (check_name text, ok boolean, detail text) as $$
+  select format('api: only the authenticator may run %s', f),
+         has_function_privilege('ballast_authenticator', f, 'execute')
+           and not has_function_privilege('ballast_member', f, 'execute')
+           and not has_function_privilege('ballast_admin', f, 'execute')
+           and not has_function_privilege('ballast_anonymous', f, 'execute'),
+         format('execute: authenticator=%s, anonymous=%s, member=%s, admin=%s',
+                has_function_privilege('ballast_authenticator', f, 'execute'),
+                has_function_privilege('ballast_anonymous', f, 'execute'),
+                has_function_privilege('ballast_member', f, 'execute'),
+                has_function_privilege('ballast_admin', f, 'execute'))
+  from unnest(array['ballast.record_performance_metrics(jsonb)', 'ballast.enqueue_error_reports(jsonb)',
+                    'ballast.metrics_snapshot()', 'ballast.rate_limit_take(text,int,numeric,int)']) f
+$$ language sql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.verify__api() is
+  E'API checks for verify_migration_success(): its SECURITY DEFINER functions are granted to the authenticator only.';

@@ -1,0 +1,301 @@
+-- Audit log (capability: audit): who changed which row of an audited table, when, in which request.
+--
+-- enable_audit(tbl) puts four AFTER ... FOR EACH STATEMENT triggers on the table (INSERT, UPDATE, DELETE
+-- with transition tables, TRUNCATE): one INSERT ... SELECT per statement writes one audit row per changed
+-- row, so a 100k-row UPDATE is one set-based insert, not 100k trigger calls. The trigger function is
+-- SECURITY DEFINER (the visitors cannot write the log themselves) and reads the actor from the claims.
+-- The log is append-only for every role, the owner included: UPDATE and TRUNCATE always fail, DELETE
+-- only on the cleanup capability's retention path (see tg_audit_log__append_only).
+
+---- audit_record_id
+---- Stable id of one row of one table: 8 bytes from the table name, 8 from the primary key.
+-- The key half is the key itself for a single integer key (so a bulk change in key order writes the
+-- record_id index almost sequentially, not at random), else the first 8 bytes of md5 of the key values.
+create or replace function ballast.audit_record_id(table_name text, pk_columns text[], row_data jsonb)
+returns uuid as $$
+  select (substr(md5(table_name), 1, 16) || case
+    when cardinality(pk_columns) = 1 and jsonb_typeof(row_data -> pk_columns[1]) = 'number'
+         and (row_data ->> pk_columns[1]) ~ '^-?[0-9]{1,19}$'
+         and (row_data ->> pk_columns[1])::numeric between -9223372036854775808 and 9223372036854775807
+      then lpad(to_hex((row_data ->> pk_columns[1])::bigint), 16, '0')
+    else substr(md5(case when cardinality(pk_columns) = 1 then coalesce((row_data -> pk_columns[1])::text, 'null')
+      else (select string_agg(coalesce((row_data -> k)::text, 'null'), ',' order by i) from unnest(pk_columns) with ordinality u(k, i)) end), 1, 16)
+  end)::uuid
+$$ language sql immutable parallel safe;
+comment on function ballast.audit_record_id(text, text[], jsonb) is
+  E'The audit log''s record_id of a row (a uuid: 8 bytes of md5(table_name), then the integer key or 8 bytes of md5 of the key values). A row''s history: where record_id = ballast.audit_record_id(''app_public.funds'', ''{id}'', ''{"id": 42}'').';
+
+---- tg__audit
+---- Statement-level audit trigger: one audit row per row in the transition table(s).
+-- TG_ARGV: 0 primary key columns (text[]), 1 excluded columns (text[]), 2 the org column or '',
+-- 3 'int' when the key is one integer column (record_id is then computed inline, see audit_record_id),
+-- 4 schema.table, 5 the first 16 hex digits of md5(schema.table). Computed once by enable_audit.
+create or replace function ballast.tg__audit()
+returns trigger as $$
+declare
+  tname text := TG_ARGV[4];             -- the table's name when auditing was enabled (see verify__audit)
+  prefix text := TG_ARGV[5];            -- substr(md5(tname), 1, 16): the table half of record_id
+  pk text[] := TG_ARGV[0]::text[];
+  pk1 text := pk[1];
+  int_pk boolean := TG_ARGV[3] = 'int';
+  excluded text[] := TG_ARGV[1]::text[];
+  org_col text := nullif(TG_ARGV[2], '');
+  claims jsonb := ballast.current_claims();
+  actor uuid := (claims ->> 'sub')::uuid;
+  claim_org uuid := (claims ->> 'org_id')::uuid;
+  -- a SECURITY DEFINER function runs as the owner, but the role setting still names the role that acted
+  actor_role text := coalesce(nullif(current_setting('role'), 'none'), session_user);
+  req text := ballast.current_request_id();
+  app text := nullif(current_setting('application_name'), '');
+  xid bigint := txid_current();
+begin
+  if TG_OP = 'INSERT' then
+    insert into ballast.audit_log (table_name, op, record_id, new_values, actor_id, actor_role, org_id, request_id, txid, application_name)
+    select tname, 'INSERT',
+           case when int_pk then (prefix || lpad(to_hex((n.j ->> pk1)::bigint), 16, '0'))::uuid else ballast.audit_record_id(tname, pk, n.j) end,
+           n.j - excluded, actor, actor_role, coalesce((n.j ->> org_col)::uuid, claim_org), req, xid, app
+      from (select to_jsonb(t) as j from new_table t) n;
+  elsif TG_OP = 'UPDATE' then
+    -- PostgreSQL appends the old and the new image of each updated row to the two transition tables
+    -- together, so position i of one is position i of the other: zipping pairs each row with itself, with
+    -- no join, and even when the update changed its key (record_id is then the new key's).
+    insert into ballast.audit_log (table_name, op, record_id, old_values, new_values, changed_columns, actor_id, actor_role, org_id, request_id, txid, application_name)
+    select tname, 'UPDATE',
+           case when int_pk then (prefix || lpad(to_hex((z.n ->> pk1)::bigint), 16, '0'))::uuid else ballast.audit_record_id(tname, pk, z.n) end,
+           z.o - excluded, z.n - excluded,
+           array(select k from jsonb_object_keys(z.n) k where z.o -> k is distinct from z.n -> k and not k = any (excluded)),
+           actor, actor_role, coalesce((z.n ->> org_col)::uuid, claim_org), req, xid, app
+      from unnest(array(select to_jsonb(t) from old_table t), array(select to_jsonb(t) from new_table t)) z(o, n);
+  elsif TG_OP = 'DELETE' then
+    insert into ballast.audit_log (table_name, op, record_id, old_values, actor_id, actor_role, org_id, request_id, txid, application_name)
+    select tname, 'DELETE',
+           case when int_pk then (prefix || lpad(to_hex((o.j ->> pk1)::bigint), 16, '0'))::uuid else ballast.audit_record_id(tname, pk, o.j) end,
+           o.j - excluded, actor, actor_role, coalesce((o.j ->> org_col)::uuid, claim_org), req, xid, app
+      from (select to_jsonb(t) as j from old_table t) o;
+  elsif TG_OP = 'TRUNCATE' then
+    insert into ballast.audit_log (table_name, op, actor_id, actor_role, org_id, request_id, txid, application_name)
+    values (tname, 'TRUNCATE', actor, actor_role, claim_org, req, xid, app);
+  end if;
+  return null;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set jit = off;
+comment on function ballast.tg__audit() is
+  E'Statement-level audit trigger installed by ballast.enable_audit(); writes to ballast.audit_log as its owner.';
+
+---- enable_audit
+---- Starts auditing a table: validates it, installs the statement-level triggers, records it. Idempotent.
+create or replace function ballast.enable_audit(tbl regclass, exclude_columns text[] default '{}', org_column text default null)
+returns void as $$
+declare
+  rel record;
+  pk text[];
+  unknown text[];
+  org_col text;
+  org_type regtype;
+  key_kind text;
+begin
+  if tbl is null then
+    raise exception using errcode = '22004', message = 'enable_audit: tbl must not be null',
+      hint = 'Pass the table to audit, e.g. select ballast.enable_audit(''app_public.funds'').';
+  end if;
+  select c.relkind, ballast.qualified_name(c.oid) as name into rel from pg_class c where c.oid = tbl;
+  if rel.relkind not in ('r', 'p') then
+    raise exception using errcode = '42809',
+      message = format('enable_audit: %s is not a table (relkind %s); only tables can be audited', rel.name, rel.relkind);
+  end if;
+  if rel.name = 'ballast.audit_log' then
+    raise exception using errcode = '22023', message = 'enable_audit: ballast.audit_log cannot audit itself';
+  end if;
+  if exclude_columns is null or array_position(exclude_columns, null) is not null then
+    raise exception using errcode = '22004',
+      message = format('enable_audit: exclude_columns must be an array of column names without nulls, got %L', exclude_columns);
+  end if;
+  select array_agg(a.attname::text order by k.i) into pk
+    from pg_index i
+    cross join unnest(i.indkey) with ordinality k(attnum, i)
+    join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+   where i.indrelid = tbl and i.indisprimary;
+  if pk is null then
+    raise exception using errcode = '55000',
+      message = format('enable_audit: %s has no primary key; the audit log identifies each row by it', rel.name),
+      hint = format('Add one first: alter table %s add primary key (<columns that identify a row>).', rel.name);
+  end if;
+  select array_agg(e order by e) into unknown from unnest(exclude_columns) e
+   where not exists (select 1 from pg_attribute a where a.attrelid = tbl and a.attname = e and a.attnum > 0 and not a.attisdropped);
+  if unknown is not null then
+    raise exception using errcode = '42703',
+      message = format('enable_audit: %s has no column %s to exclude', rel.name, array_to_string(unknown, ', ')),
+      hint = format('Columns of %s: %s.', rel.name, (select string_agg(a.attname, ', ' order by a.attnum) from pg_attribute a
+                                                      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped));
+  end if;
+  org_col := coalesce(org_column, 'org_id');
+  select a.atttypid::regtype into org_type from pg_attribute a
+   where a.attrelid = tbl and a.attname = org_col and a.attnum > 0 and not a.attisdropped;
+  if org_column is not null and org_type is distinct from 'uuid'::regtype then
+    raise exception using errcode = '42703',
+      message = format('enable_audit: org_column %I of %s must be a uuid column, got %s', org_column, rel.name, coalesce(org_type::text, 'no such column'));
+  end if;
+  if org_type is distinct from 'uuid'::regtype then
+    org_col := null;  -- no org column: the audit rows carry the claims' org_id
+  end if;
+  select case when cardinality(pk) = 1 and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) then 'int' else '' end
+    into key_kind from pg_attribute a where a.attrelid = tbl and a.attname = pk[1];
+
+  perform ballast.disable_audit(tbl);
+  execute format('create trigger _900_audit_insert after insert on %s referencing new table as new_table for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
+                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
+  execute format('create trigger _900_audit_update after update on %s referencing old table as old_table new table as new_table for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
+                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
+  execute format('create trigger _900_audit_delete after delete on %s referencing old table as old_table for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
+                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
+  execute format('create trigger _900_audit_truncate after truncate on %s for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
+                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
+  insert into ballast.audited_tables (table_name, pk_columns, exclude_columns, org_column)
+  values (rel.name, pk, exclude_columns, org_col);
+end;
+$$ language plpgsql volatile;
+comment on function ballast.enable_audit(regclass, text[], text) is
+  E'Audit every INSERT, UPDATE, DELETE and TRUNCATE on a table with a primary key into ballast.audit_log (statement-level triggers). exclude_columns are left out of the recorded values; org_column (default: org_id when it is a uuid column) attributes rows to an organisation. Idempotent.';
+
+---- disable_audit
+---- Stops auditing a table: drops its audit triggers. Returns whether it was audited. The log is kept.
+create or replace function ballast.disable_audit(tbl regclass)
+returns boolean as $$
+declare
+  was boolean;
+  trigger_name name;
+begin
+  if tbl is null then
+    raise exception using errcode = '22004', message = 'disable_audit: tbl must not be null';
+  end if;
+  was := false;
+  for trigger_name in
+    select t.tgname from pg_trigger t where t.tgrelid = tbl and not t.tgisinternal
+       and t.tgname in ('_900_audit_insert', '_900_audit_update', '_900_audit_delete', '_900_audit_truncate')
+  loop
+    execute format('drop trigger %I on %s', trigger_name, tbl);
+    was := true;
+  end loop;
+  delete from ballast.audited_tables a where a.table_name = ballast.qualified_name(tbl);
+  return was;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.disable_audit(regclass) is
+  E'Stop auditing a table (drops its _900_audit_* triggers); its history stays in ballast.audit_log. Returns false when it was not audited.';
+
+---- tg_audit_log__append_only
+---- Refuses UPDATE and TRUNCATE on the audit log always, and DELETE outside the retention path.
+create or replace function ballast.tg_audit_log__append_only()
+returns trigger as $$
+begin
+  if TG_OP = 'DELETE' then
+    perform ballast.audit_log_retention();  -- raises unless this is the cleanup capability's retention path
+    return null;
+  end if;
+  raise exception using errcode = '42501',
+    message = format('ballast.audit_log is append-only: %s is not allowed, for any role', TG_OP),
+    hint = 'Old audit rows are removed only by the cleanup capability''s retention policy for ballast.audit_log.';
+end;
+$$ language plpgsql volatile;
+comment on function ballast.tg_audit_log__append_only() is
+  E'Keeps ballast.audit_log append-only: UPDATE and TRUNCATE always fail; DELETE only on the retention path.';
+
+---- audit_log_retention
+---- The retention that allows deleting audit rows now, or an error saying why deleting is not allowed.
+create or replace function ballast.audit_log_retention()
+returns interval as $$
+declare
+  retain interval;
+begin
+  if current_setting('ballast.cleanup_table', true) is distinct from 'ballast.audit_log' then
+    raise exception using errcode = '42501',
+      message = 'ballast.audit_log is append-only: DELETE is allowed only on the cleanup retention path',
+      hint = 'The cleanup capability sets ballast.cleanup_table = ''ballast.audit_log'' and deletes rows older than the retention in ballast.cleanup_policies.';
+  end if;
+  if to_regclass('ballast.cleanup_policies') is not null then
+    -- dynamic: the cleanup capability's table may not exist when this file is applied
+    execute 'select max(retain) from ballast.cleanup_policies where tbl = ''ballast.audit_log''::regclass' into retain;
+  end if;
+  if retain is null then
+    raise exception using errcode = '42501',
+      message = 'ballast.audit_log: no retention policy for ballast.audit_log in ballast.cleanup_policies, so no row may be deleted';
+  end if;
+  return retain;
+end;
+$$ language plpgsql stable;
+comment on function ballast.audit_log_retention() is
+  E'On the cleanup path (ballast.cleanup_table = ''ballast.audit_log''): the audit log''s retain interval from ballast.cleanup_policies; raises otherwise.';
+
+---- tg_audit_log__check_retention
+---- After a DELETE on the audit log: every deleted row must be older than the retention, or all is undone.
+create or replace function ballast.tg_audit_log__check_retention()
+returns trigger as $$
+declare
+  retain interval := ballast.audit_log_retention();
+  youngest timestamptz;
+begin
+  select max(occurred_at) into youngest from old_table;
+  if youngest >= now() - retain then
+    raise exception using errcode = '42501',
+      message = format('ballast.audit_log: rows from %s are within the retention of %s; only rows before %s may be deleted',
+                       youngest, retain, now() - retain);
+  end if;
+  return null;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.tg_audit_log__check_retention() is
+  E'Undoes a DELETE on ballast.audit_log that removed any row younger than the retention policy allows.';
+
+drop trigger if exists _100_append_only_update on ballast.audit_log;
+create trigger _100_append_only_update before update on ballast.audit_log
+  for each statement execute function ballast.tg_audit_log__append_only();
+drop trigger if exists _100_append_only_truncate on ballast.audit_log;
+create trigger _100_append_only_truncate before truncate on ballast.audit_log
+  for each statement execute function ballast.tg_audit_log__append_only();
+drop trigger if exists _100_append_only_delete on ballast.audit_log;
+create trigger _100_append_only_delete before delete on ballast.audit_log
+  for each statement execute function ballast.tg_audit_log__append_only();
+drop trigger if exists _900_retention_delete on ballast.audit_log;
+create trigger _900_retention_delete after delete on ballast.audit_log
+  referencing old table as old_table for each statement execute function ballast.tg_audit_log__check_retention();
+
+-- Who reads the log: the owner everything; an org admin their organisation's rows (the application may
+-- tighten "admin" with a restrictive policy, as sql/app.sql does with its memberships); nobody else.
+select ballast.owner_only_policy('ballast.audit_log');
+select ballast.owner_only_policy('ballast.audited_tables');
+drop policy if exists audit_log_org_admin_read on ballast.audit_log;
+create policy audit_log_org_admin_read on ballast.audit_log for select to ballast_admin
+  using (org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin');
+grant select on ballast.audit_log to ballast_member, ballast_admin;
+
+---- admin_audit_log
+---- What an organisation admin may read of the audit log: their organisation's rows (RLS decides).
+create or replace view ballast.admin_audit_log with (security_invoker = true) as
+  select id, occurred_at, table_name, op, record_id, old_values, new_values, changed_columns,
+         actor_id, actor_role, org_id, request_id
+    from ballast.audit_log;
+comment on view ballast.admin_audit_log is
+  E'The audit log as an organisation admin sees it: rows of their organisation only (RLS on ballast.audit_log); members see nothing.';
+grant select on ballast.admin_audit_log to ballast_member, ballast_admin;
+
+---- verify__audit
+---- Every audited table still has its four audit triggers; the audit log is still append-only.
+create or replace function ballast.verify__audit()
+returns table (check_name text, ok boolean, detail text) as $$
+  select 'audit triggers ' || a.table_name,
+         to_regclass(a.table_name) is not null and count(t.tgname) = 4,
+         case when to_regclass(a.table_name) is null then format('%s no longer exists: select ballast.disable_audit(...) was not run; delete from ballast.audited_tables where table_name = %L', a.table_name, a.table_name)
+              when count(t.tgname) = 4 then 'insert, update, delete, truncate triggers present'
+              else format('%s of 4 audit triggers present: run select ballast.enable_audit(%L)', count(t.tgname), a.table_name) end
+    from ballast.audited_tables a
+    left join pg_trigger t on t.tgrelid = to_regclass(a.table_name) and t.tgname like '\_900\_audit\_%' and t.tgenabled <> 'D'
+   group by a.table_name
+  union all
+  select 'audit log append-only', count(*) = 4,
+         format('%s of 4 guard triggers enabled on ballast.audit_log (_100_append_only_update/_truncate/_delete, _900_retention_delete)', count(*))
+    from pg_trigger t
+   where t.tgrelid = 'ballast.audit_log'::regclass and t.tgenabled <> 'D'
+     and t.tgname in ('_100_append_only_update', '_100_append_only_truncate', '_100_append_only_delete', '_900_retention_delete')
+$$ language sql stable;
+comment on function ballast.verify__audit() is
+  E'Checks for verify_migration_success(): audit triggers on every table in ballast.audited_tables, and the audit log''s append-only triggers.';

@@ -1,0 +1,284 @@
+-- Idempotency keys (capability: idempotency): exactly-once handling of retried requests, in PostgreSQL.
+--
+--   idempotency_begin(scope, key, request_hash)  → started | replay | in_progress | mismatch
+--   ... the caller does the work ...
+--   idempotency_complete(scope, key, status_code, response_body)   or   idempotency_release(scope, key)
+--   (idempotency_extend(scope, key, lease) renews the lease of a holder that works longer than it)
+--
+-- The table (ballast.idempotency_keys) is in a committed migration. Who holds a key is recorded in
+-- locked_by: the value of the setting ballast.idempotency_owner of the caller that got `started`. A caller
+-- that does not set it gets a random one for its session on its first begin, so begin and complete on the
+-- same connection need nothing more. A caller that moves between pooled connections (the API) sets it,
+-- per request, in the transactions that call begin and complete/release.
+-- Doing the work and idempotency_complete() in ONE transaction makes database effects exactly-once: if a
+-- stale owner (its lease expired and another caller took the key over) tries to complete, complete raises,
+-- and the stale owner's transaction, effects included, rolls back.
+
+---- idempotency_assert_key
+---- Raises 22023 unless scope and key are acceptable (key: 1-255 printable ASCII characters).
+create or replace function ballast.idempotency_assert_key(scope text, key text)
+returns void as $$
+declare
+  bad text;
+begin
+  if scope is null or octet_length(scope) not between 1 and 1024 then
+    raise exception using errcode = '22023',
+      message = format('idempotency scope must be 1 to 1024 bytes, got %s',
+                       coalesce(octet_length(scope) || ' bytes', 'null')),
+      hint = 'The scope says whose key it is, e.g. ''sub:<user id>'' or ''ip:<client address>''.';
+  end if;
+  if key is null or length(key) not between 1 and 255 then
+    raise exception using errcode = '22023',
+      message = format('idempotency key must be 1 to 255 characters, got %s',
+                       case when key is null then 'null' when key = '' then 'an empty key'
+                            else length(key) || ' characters' end),
+      hint = 'Use a random, unique value per operation, e.g. a UUID (36 characters).';
+  end if;
+  bad := substring(key from '[^\x20-\x7e]');
+  if bad is not null then
+    raise exception using errcode = '22023',
+      message = format('idempotency key must be printable ASCII (0x20 to 0x7E), got U+%s at position %s of %L',
+                       upper(lpad(to_hex(ascii(bad)), 4, '0')), strpos(key, bad), left(key, 60)),
+      hint = 'Use a random, unique value per operation, e.g. a UUID (36 characters).';
+  end if;
+end;
+$$ language plpgsql immutable;
+comment on function ballast.idempotency_assert_key(text, text) is
+  E'Raise 22023 unless scope is 1-1024 bytes and key is 1-255 printable ASCII characters (used by the idempotency functions).';
+
+---- idempotency_begin
+---- Claims a key (started), or says what the caller gets instead: replay, in_progress or mismatch.
+create or replace function ballast.idempotency_begin(
+  scope text, key text, request_hash text,
+  ttl interval default '24 hours', lease interval default '30 seconds')
+returns table (outcome text, status_code int, response_body text, retry_after_seconds int) as $$
+declare
+  t timestamptz := clock_timestamp(); -- not now(): a caller may be deep in a long transaction
+  me text;
+  r ballast.idempotency_keys;
+begin
+  -- One regex on the hot path; the helper, which says exactly what is wrong, runs only when it fails.
+  if key is null or key !~ '^[\x20-\x7e]{1,255}$' or scope is null or octet_length(scope) not between 1 and 1024 then
+    perform ballast.idempotency_assert_key(idempotency_begin.scope, idempotency_begin.key);
+  end if;
+  if request_hash is null or length(request_hash) not between 1 and 256 then
+    raise exception using errcode = '22023',
+      message = format('request_hash must be 1 to 256 characters, got %s', coalesce(length(request_hash) || ' characters', 'null')),
+      hint = 'Hash what makes two requests the same one, e.g. encode(sha256(convert_to(body, ''UTF8'')), ''hex'').';
+  end if;
+  if ttl is null or ttl <= interval '0' or lease is null or lease <= interval '0' or lease > ttl then
+    raise exception using errcode = '22023',
+      message = format('ttl and lease must be positive with lease <= ttl, got ttl %s and lease %s',
+                       coalesce(ttl::text, 'null'), coalesce(lease::text, 'null')),
+      hint = 'Defaults: ttl 24 hours, lease 30 seconds. The lease must outlast the slowest request.';
+  end if;
+  me := coalesce(nullif(current_setting('ballast.idempotency_owner', true), ''),
+                 set_config('ballast.idempotency_owner', gen_random_uuid()::text, false));
+
+  -- Each pass either answers or lost a race to a concurrent caller whose change it then reads.
+  for attempt in 1..5 loop
+    select * into r from ballast.idempotency_keys k
+    where k.scope = idempotency_begin.scope and k.key = idempotency_begin.key;
+
+    if not found or r.expires_at <= t then
+      -- Absent (or expired, which counts as absent): the unique index lets exactly one caller insert;
+      -- the others wait for it to commit, then update nothing and go round again.
+      insert into ballast.idempotency_keys as k
+        (scope, key, request_hash, status, status_code, response_body, locked_until, locked_by, created_at, expires_at)
+      values (idempotency_begin.scope, idempotency_begin.key, idempotency_begin.request_hash, 'in_progress',
+              null, null, t + lease, me, t, t + ttl)
+      on conflict on constraint idempotency_keys_pkey do update
+        set request_hash = excluded.request_hash, status = 'in_progress', status_code = null,
+            response_body = null, locked_until = excluded.locked_until, locked_by = excluded.locked_by,
+            created_at = excluded.created_at, expires_at = excluded.expires_at
+        where k.expires_at <= t;
+      if found then
+        outcome := 'started';
+        return next;
+        return;
+      end if;
+      continue;
+    end if;
+
+    if r.request_hash <> idempotency_begin.request_hash then
+      outcome := 'mismatch';
+    elsif r.status = 'completed' then
+      outcome := 'replay';
+      status_code := r.status_code;
+      response_body := r.response_body;
+    elsif r.locked_until > t then
+      outcome := 'in_progress';
+      retry_after_seconds := greatest(1, ceil(extract(epoch from r.locked_until - t)))::int;
+    end if;
+    if outcome is not null then
+      return next;
+      return;
+    end if;
+
+    -- The holder's lease ran out (it crashed or is too slow): take the key over. If the holder
+    -- completes at the same moment, its row lock makes us wait and then see 'completed' instead.
+    update ballast.idempotency_keys k set locked_until = t + lease, locked_by = me
+    where k.scope = idempotency_begin.scope and k.key = idempotency_begin.key and k.status = 'in_progress'
+      and k.locked_until <= t and k.request_hash = idempotency_begin.request_hash and k.expires_at > t;
+    if found then
+      outcome := 'started';
+      return next;
+      return;
+    end if;
+  end loop;
+  raise exception using errcode = '40001',
+    message = format('idempotency key %L in scope %L changed under this caller 5 times in a row', key, scope),
+    hint = 'Retry the call.';
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.idempotency_begin(text, text, text, interval, interval) is
+  E'Claim an idempotency key. outcome: started (you hold it for `lease`: do the work, then idempotency_complete or idempotency_release), '
+  'replay (the stored status_code and response_body), in_progress (another caller holds a live lease; retry after retry_after_seconds), '
+  'mismatch (the key was used with a different request_hash). An expired key (older than ttl) counts as absent. '
+  'The holder is identified by the setting ballast.idempotency_owner (set to a random value for the session when empty).';
+
+---- idempotency_not_held
+---- Raises 55000 explaining why the caller does not hold the key (absent, completed, or someone else's).
+create or replace function ballast.idempotency_not_held(scope text, key text, action text)
+returns void as $$
+declare
+  r ballast.idempotency_keys;
+begin
+  select * into r from ballast.idempotency_keys k
+  where k.scope = idempotency_not_held.scope and k.key = idempotency_not_held.key;
+  raise exception using errcode = '55000',
+    message = format('cannot %s idempotency key %L in scope %L: %s', action, key, scope,
+      case when r.key is null then 'it does not exist (never begun, released, or expired and removed)'
+           when r.status = 'completed' then 'it is already completed'
+           else 'another caller holds it (if this caller held it once, its lease expired and the key was taken over)' end),
+    hint = 'Only the caller that got outcome started may complete or release, with the same ballast.idempotency_owner setting '
+           '(the same session, or the same value set in this transaction). Roll back the work this caller did for the key.';
+end;
+$$ language plpgsql stable;
+comment on function ballast.idempotency_not_held(text, text, text) is
+  E'Raise 55000 saying why the caller does not hold an idempotency key (used by idempotency_complete and idempotency_release).';
+
+---- idempotency_complete
+---- Stores the result for a key the caller holds; retries then get it back (replay).
+create or replace function ballast.idempotency_complete(scope text, key text, status_code int, response_body text)
+returns void as $$
+begin
+  if key is null or key !~ '^[\x20-\x7e]{1,255}$' or scope is null or octet_length(scope) not between 1 and 1024 then
+    perform ballast.idempotency_assert_key(idempotency_complete.scope, idempotency_complete.key);
+  end if;
+  if status_code is null or status_code not between 100 and 599 then
+    raise exception using errcode = '22023',
+      message = format('status_code must be an HTTP status from 100 to 599, got %s', coalesce(status_code::text, 'null')),
+      hint = 'For a result that should not be stored (e.g. a 5xx the client may retry), call idempotency_release instead.';
+  end if;
+  update ballast.idempotency_keys k
+  set status = 'completed', status_code = idempotency_complete.status_code,
+      response_body = idempotency_complete.response_body, locked_until = null, locked_by = null
+  where k.scope = idempotency_complete.scope and k.key = idempotency_complete.key and k.status = 'in_progress'
+    and k.locked_by = nullif(current_setting('ballast.idempotency_owner', true), '');
+  if not found then
+    perform ballast.idempotency_not_held(scope, key, 'complete');
+  end if;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.idempotency_complete(text, text, int, text) is
+  E'Store the result (HTTP status_code 100-599 and response_body) of a key this caller holds. Raises 55000 when the caller '
+  'does not hold it (lease taken over, released, completed): call it in the transaction that did the work, so that work rolls back too.';
+
+---- idempotency_release
+---- Gives up a key the caller holds, without a result: the next caller starts afresh.
+create or replace function ballast.idempotency_release(scope text, key text)
+returns void as $$
+begin
+  if key is null or key !~ '^[\x20-\x7e]{1,255}$' or scope is null or octet_length(scope) not between 1 and 1024 then
+    perform ballast.idempotency_assert_key(idempotency_release.scope, idempotency_release.key);
+  end if;
+  delete from ballast.idempotency_keys k
+  where k.scope = idempotency_release.scope and k.key = idempotency_release.key and k.status = 'in_progress'
+    and k.locked_by = nullif(current_setting('ballast.idempotency_owner', true), '');
+  if not found then
+    perform ballast.idempotency_not_held(scope, key, 'release');
+  end if;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.idempotency_release(text, text) is
+  E'Give up a key this caller holds without storing a result (e.g. after a 5xx), so a retry runs again. Raises 55000 when the caller does not hold it.';
+
+---- idempotency_extend
+---- Renews the lease on a key the caller holds, so a slow request that is still alive keeps its key.
+create or replace function ballast.idempotency_extend(scope text, key text, lease interval default '30 seconds')
+returns timestamptz as $$
+declare
+  new_end timestamptz;
+begin
+  if key is null or key !~ '^[\x20-\x7e]{1,255}$' or scope is null or octet_length(scope) not between 1 and 1024 then
+    perform ballast.idempotency_assert_key(idempotency_extend.scope, idempotency_extend.key);
+  end if;
+  if lease is null or lease <= interval '0' then
+    raise exception using errcode = '22023',
+      message = format('lease must be positive, got %s', coalesce(lease::text, 'null')),
+      hint = 'Renew with the lease begin was given (default 30 seconds), every third of it.';
+  end if;
+  update ballast.idempotency_keys k set locked_until = greatest(k.locked_until, clock_timestamp() + lease)
+  where k.scope = idempotency_extend.scope and k.key = idempotency_extend.key and k.status = 'in_progress'
+    and k.locked_by = nullif(current_setting('ballast.idempotency_owner', true), '')
+  returning k.locked_until into new_end;
+  if not found then
+    perform ballast.idempotency_not_held(scope, key, 'extend');
+  end if;
+  return new_end;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.idempotency_extend(text, text, interval) is
+  E'Renew the lease on a key this caller holds (locked_until = now + lease, never earlier than it was) and return the new end. '
+  'A holder that works longer than its lease calls it periodically, so only a crashed holder loses its key. Raises 55000 when the caller does not hold it.';
+
+revoke all on function ballast.idempotency_assert_key(text, text) from public;
+revoke all on function ballast.idempotency_not_held(text, text, text) from public;
+revoke all on function ballast.idempotency_begin(text, text, text, interval, interval) from public;
+revoke all on function ballast.idempotency_complete(text, text, int, text) from public;
+revoke all on function ballast.idempotency_release(text, text) from public;
+revoke all on function ballast.idempotency_extend(text, text, interval) from public;
+-- The API's login role calls them directly (api/middleware/idempotency.ts), outside any visitor role.
+grant execute on function ballast.idempotency_begin(text, text, text, interval, interval) to ballast_authenticator;
+grant execute on function ballast.idempotency_complete(text, text, int, text) to ballast_authenticator;
+grant execute on function ballast.idempotency_release(text, text) to ballast_authenticator;
+grant execute on function ballast.idempotency_extend(text, text, interval) to ballast_authenticator;
+
+select ballast.owner_only_policy('ballast.idempotency_keys');
+
+---- verify__idempotency
+---- Checks that the idempotency table's indexes serve its lookups: by (scope, key), and by expires_at.
+create or replace function ballast.verify__idempotency()
+returns table (check_name text, ok boolean, detail text) as $$
+  with t as (
+    select to_regclass('ballast.idempotency_keys') as tbl
+  ), idx as (
+    select i.indexrelid::regclass as name, i.indisunique, i.indisvalid and i.indisready as valid,
+           i.indpred is null and i.indexprs is null as plain, am.amname,
+           array(select a.attname::text from unnest(i.indkey::int2[]) with ordinality u(attnum, n)
+                 join pg_attribute a on a.attrelid = i.indrelid and a.attnum = u.attnum
+                 order by u.n) as cols
+    from t join pg_index i on i.indrelid = t.tbl
+    join pg_class ic on ic.oid = i.indexrelid join pg_am am on am.oid = ic.relam
+  )
+  select 'idempotency_keys lookup by (scope, key)',
+         exists (select 1 from idx where indisunique and valid and plain and amname = 'btree'
+                 and cols[1:2] @> array['scope', 'key'] and cardinality(cols) = 2),
+         case when (select tbl from t) is null then 'table ballast.idempotency_keys is missing'
+              when exists (select 1 from idx where indisunique and valid and plain and amname = 'btree'
+                           and cols[1:2] @> array['scope', 'key'] and cardinality(cols) = 2)
+                then 'unique btree ' || (select string_agg(name::text, ', ') from idx where indisunique and cols[1:2] @> array['scope', 'key'])
+              else 'no valid unique btree index on exactly (scope, key): begin''s lookup and its ON CONFLICT need one; '
+                   || 'alter table ballast.idempotency_keys add primary key (scope, key)' end
+  union all
+  select 'idempotency_keys lookup by expires_at',
+         exists (select 1 from idx where valid and plain and amname = 'btree' and cols[1] = 'expires_at'),
+         case when (select tbl from t) is null then 'table ballast.idempotency_keys is missing'
+              when exists (select 1 from idx where valid and plain and amname = 'btree' and cols[1] = 'expires_at')
+                then 'btree ' || (select string_agg(name::text, ', ') from idx where cols[1] = 'expires_at')
+              else 'no valid btree index led by expires_at: cleanup of expired keys would scan the whole table; '
+                   || 'create index on ballast.idempotency_keys (expires_at)' end
+$$ language sql stable;
+comment on function ballast.verify__idempotency() is
+  E'verify_migration_success() checks: ballast.idempotency_keys has a valid unique btree on (scope, key) and a btree led by expires_at.';

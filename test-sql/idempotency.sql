@@ -1,0 +1,116 @@
+-- Idempotency keys: the four outcomes, lease expiry and takeover, a stale holder cannot complete, key
+-- validation (22023, nothing left behind), an expired key behaves as absent, privileges, the verify check.
+-- Callers are told apart by the setting ballast.idempotency_owner ('a', 'b'); concurrency is in
+-- test/idempotency.test.ts.
+begin;
+select plan(49);
+
+-- the table and its indexes
+select has_table('ballast', 'idempotency_keys', 'table ballast.idempotency_keys exists');
+select col_is_pk('ballast', 'idempotency_keys', array['scope', 'key'], 'unique on (scope, key)');
+select has_index('ballast', 'idempotency_keys', 'idempotency_keys_expires_at_idx', array['expires_at'], 'index on expires_at for cleanup');
+select is((select relrowsecurity and relforcerowsecurity from pg_class where oid = 'ballast.idempotency_keys'::regclass), true,
+          'RLS enabled and forced');
+select results_eq($$select check_name, ok from ballast.verify__idempotency() order by 1$$,
+                  $$values ('idempotency_keys lookup by (scope, key)', true), ('idempotency_keys lookup by expires_at', true)$$,
+                  'verify__idempotency: the indexes serve the lookups');
+
+-- outcomes: started, in_progress, mismatch, replay
+select set_config('ballast.idempotency_owner', 'a', true);
+select results_eq($$select outcome, status_code, response_body, retry_after_seconds from ballast.idempotency_begin('t', 'k1', 'h1')$$,
+                  $$values ('started'::text, null::int, null::text, null::int)$$, 'a fresh key: started');
+select set_config('ballast.idempotency_owner', 'b', true);
+select results_eq($$select outcome, retry_after_seconds between 1 and 30 from ballast.idempotency_begin('t', 'k1', 'h1')$$,
+                  $$values ('in_progress'::text, true)$$, 'same key while the lease is live: in_progress with retry_after_seconds 1..30');
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k1', 'h2')$$,
+                  $$values ('mismatch'::text)$$, 'same key, other request_hash while in progress: mismatch');
+select throws_ok($$select ballast.idempotency_complete('t', 'k1', 200, 'b')$$, '55000', null,
+                 'a caller that did not get started cannot complete');
+select set_config('ballast.idempotency_owner', 'a', true);
+select lives_ok($$select ballast.idempotency_complete('t', 'k1', 201, '{"data":1}')$$, 'the holder completes');
+select results_eq($$select outcome, status_code, response_body, retry_after_seconds from ballast.idempotency_begin('t', 'k1', 'h1')$$,
+                  $$values ('replay'::text, 201, '{"data":1}'::text, null::int)$$, 'after completion: replay of the stored result');
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k1', 'h2')$$,
+                  $$values ('mismatch'::text)$$, 'same key, other request_hash after completion: mismatch');
+select throws_like($$select ballast.idempotency_complete('t', 'k1', 200, 'again')$$, '%already completed%',
+                   'a completed key cannot be completed again');
+select results_eq($$select outcome from ballast.idempotency_begin('other scope', 'k1', 'h2')$$,
+                  $$values ('started'::text)$$, 'keys are per scope');
+
+-- lease expiry: the next caller takes over, the stale holder cannot complete, release or renew
+select set_config('ballast.idempotency_owner', 'a', true);
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k2', 'h1', '1 hour', '10 seconds')$$,
+                  $$values ('started'::text)$$, 'a holds k2');
+select set_config('ballast.idempotency_owner', 'b', true);
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k2', 'h1')$$,
+                  $$values ('in_progress'::text)$$, 'b waits while a''s lease is live');
+update ballast.idempotency_keys set locked_until = clock_timestamp() - interval '1 second' where scope = 't' and key = 'k2';
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k2', 'h2')$$,
+                  $$values ('mismatch'::text)$$, 'an expired lease is not taken over by a different request');
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k2', 'h1')$$,
+                  $$values ('started'::text)$$, 'a''s lease expired: b takes the key over');
+select is((select locked_by from ballast.idempotency_keys where scope = 't' and key = 'k2'), 'b', 'b now holds k2');
+select ok(ballast.idempotency_extend('t', 'k2', '1 hour') > clock_timestamp() + interval '59 minutes', 'the holder renews its lease');
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k2', 'h1')$$,
+                  $$values ('in_progress'::text)$$, 'a renewed lease is live again');
+select set_config('ballast.idempotency_owner', 'a', true);
+create temp table effects (n int) on commit drop;
+select throws_ok($$with work as (insert into effects values (1) returning n)
+                   select ballast.idempotency_complete('t', 'k2', 200, 'from a') from work$$,
+                 '55000', 'cannot complete idempotency key ''k2'' in scope ''t'': another caller holds it (if this caller held it once, its lease expired and the key was taken over)',
+                 'the stale holder cannot complete');
+select is((select count(*)::int from effects), 0, 'the stale holder''s work, done in the same transaction, rolled back with it');
+select throws_ok($$select ballast.idempotency_release('t', 'k2')$$, '55000', null, 'the stale holder cannot release');
+select throws_ok($$select ballast.idempotency_extend('t', 'k2')$$, '55000', null, 'the stale holder cannot renew');
+select set_config('ballast.idempotency_owner', 'b', true);
+select lives_ok($$select ballast.idempotency_complete('t', 'k2', 200, 'from b')$$, 'the new holder completes');
+select results_eq($$select outcome, response_body from ballast.idempotency_begin('t', 'k2', 'h1')$$,
+                  $$values ('replay'::text, 'from b'::text)$$, 'retries get the new holder''s result');
+
+-- release: the next caller starts afresh
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k3', 'h1')$$, $$values ('started'::text)$$, 'b holds k3');
+select lives_ok($$select ballast.idempotency_release('t', 'k3')$$, 'the holder releases');
+select is((select count(*)::int from ballast.idempotency_keys where scope = 't' and key = 'k3'), 0, 'release removes the row');
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k3', 'h2')$$, $$values ('started'::text)$$,
+                  'after release the key is free, whatever the request');
+
+-- an expired key behaves as absent (until the cleanup capability removes it)
+update ballast.idempotency_keys set expires_at = clock_timestamp() - interval '1 second' where scope = 't' and key in ('k1', 'k3');
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k1', 'h9')$$, $$values ('started'::text)$$,
+                  'an expired completed key: a different request starts (no mismatch, no replay)');
+select set_config('ballast.idempotency_owner', 'c', true);
+select results_eq($$select outcome from ballast.idempotency_begin('t', 'k3', 'h2')$$, $$values ('started'::text)$$,
+                  'an expired in-progress key: another caller starts even though the lease looked live');
+select is((select (status, locked_by, expires_at > clock_timestamp())::text from ballast.idempotency_keys where scope = 't' and key = 'k1'),
+          '(in_progress,b,t)', 'the expired row is replaced: in progress again, new holder, new expiry');
+
+-- key validation: 22023, and no row left behind
+select throws_like($$select ballast.idempotency_begin('bad', '', 'h')$$, '%1 to 255 characters, got an empty key%', 'empty key: 22023');
+select throws_ok($$select ballast.idempotency_begin('bad', repeat('k', 256), 'h')$$, '22023',
+                 'idempotency key must be 1 to 255 characters, got 256 characters', '256 characters: 22023');
+select throws_ok($$select ballast.idempotency_begin('bad', E'a\tb', 'h')$$, '22023', null, 'a tab: 22023');
+select throws_ok($$select ballast.idempotency_begin('bad', 'a' || chr(1), 'h')$$, '22023', null, 'a control character: 22023');
+select throws_ok($$select ballast.idempotency_begin('bad', 'a' || chr(127), 'h')$$, '22023', null, 'DEL: 22023');
+select throws_like($$select ballast.idempotency_begin('bad', 'clé', 'h')$$, '%printable ASCII%U+00E9 at position 3%', 'non-ASCII: 22023 naming the character');
+select throws_ok($$select ballast.idempotency_begin('bad', null, 'h')$$, '22023', null, 'null key: 22023');
+select throws_ok($$select ballast.idempotency_complete('bad', E'\n', 200, '')$$, '22023', null, 'complete validates the key too');
+select is((select count(*)::int from ballast.idempotency_keys where scope = 'bad'), 0, 'rejected keys leave no row');
+select results_eq($$select outcome from ballast.idempotency_begin('edge', ' !~' || repeat('z', 252), 'h')$$, $$values ('started'::text)$$,
+                  '255 printable characters, spaces included, are a valid key');
+select throws_ok($$select ballast.idempotency_begin('t', 'k9', 'h', '1 hour', '0 seconds')$$, '22023', null, 'a zero lease: 22023');
+select throws_ok($$select ballast.idempotency_complete('edge', ' !~' || repeat('z', 252), 600, 'x')$$, '22023', null,
+                 'status_code outside 100..599: 22023');
+
+-- privileges: only the API's login role may call the functions; nobody reads the table directly
+select ok(has_function_privilege('ballast_authenticator', 'ballast.idempotency_begin(text, text, text, interval, interval)', 'execute')
+          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_complete(text, text, int, text)', 'execute')
+          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_release(text, text)', 'execute')
+          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_extend(text, text, interval)', 'execute'),
+          'the authenticator may call begin, complete, release and extend');
+set local role ballast_anonymous;
+select throws_ok($$select ballast.idempotency_begin('t', 'k1', 'h1')$$, '42501', null, 'anonymous cannot call idempotency_begin');
+select throws_ok($$select * from ballast.idempotency_keys$$, '42501', null, 'anonymous cannot read the table');
+reset role;
+
+select * from finish();
+rollback;

@@ -1,0 +1,165 @@
+-- Cache invalidation: enqueue with dedup, tag templates through statement-level triggers (collapse on
+-- bulk changes), the inbox merge, claims with leases, ack, backoff, dead letters, checks and bad input.
+-- One transaction, so now() stands still: lease and backoff times are exact.
+begin;
+select plan(67);
+
+create schema tap_inv;
+create table tap_inv.funds (
+  id bigint primary key,
+  org_id int,                 -- nullable on purpose: a NULL placeholder renders no tag
+  name text not null default 'x',
+  size numeric not null default 0
+);
+insert into tap_inv.funds (id, org_id) select g, g % 5 from generate_series(1, 1200) g;
+
+-- helpers: what the inbox holds (distinct tags), then empty it
+create function tap_inv.inbox_tags() returns text[] language sql as
+  $$ select coalesce(array_agg(distinct t order by t), '{}') from ballast.cache_invalidation_inbox, unnest(tags) t where t is not null $$;
+create function tap_inv.take_inbox() returns text[] language plpgsql as
+  $$ declare r text[] := tap_inv.inbox_tags(); begin delete from ballast.cache_invalidation_inbox; return r; end $$;
+delete from ballast.cache_invalidation_inbox;
+
+-------------------------------------------------------------------------------- enqueue
+select is(ballast.enqueue_cache_invalidation('tap:a'), true, 'enqueue: a new tag is queued');
+select is(ballast.enqueue_cache_invalidation('tap:a'), false, 'enqueue: an equal pending tag makes it redundant');
+select is((select count(*)::int from ballast.cache_invalidation_queue where tag = 'tap:a'), 1, 'enqueue: one queue row for the tag');
+select is(tap_inv.take_inbox(), '{tap:a}', 'enqueue: the redundant call leaves a note in the inbox for the merge');
+select is(ballast.enqueue_cache_invalidation('tap:a', 0), true, 'enqueue: window 0 never deduplicates');
+select throws_ok($$select ballast.enqueue_cache_invalidation('')$$, '22023', null, 'enqueue: empty tag → 22023');
+select throws_ok($$select ballast.enqueue_cache_invalidation(repeat('x', 513))$$, '22023', null, 'enqueue: 513 characters → 22023');
+select throws_ok($$select ballast.enqueue_cache_invalidation(null)$$, '22004', null, 'enqueue: null tag → 22004');
+select throws_ok($$select ballast.enqueue_cache_invalidation('tap:w', -1)$$, '22023', null, 'enqueue: negative window → 22023');
+select is((select count(*)::int from ballast.cache_invalidation_queue where tag in ('', 'tap:w') or length(tag) > 512), 0,
+          'enqueue: rejected calls queued nothing');
+select is(ballast.enqueue_cache_invalidation(repeat('y', 512)), true, 'enqueue: 512 characters is fine');
+
+-------------------------------------------------------------------------------- registration
+select throws_ok($$select ballast.invalidate_on_change('tap_inv.funds', array['fund:{nope}'])$$, '42703',
+                 null, 'register: unknown column → 42703');
+select throws_like($$select ballast.invalidate_on_change('tap_inv.funds', array['fund:{nope}'])$$,
+                   '%has no column ''nope''%', 'register: the message names the column');
+select throws_ok($$select ballast.invalidate_on_change('tap_inv.funds', array['fund:{id'])$$, '22023', null,
+                 'register: unbalanced brace → 22023');
+select throws_ok($$select ballast.invalidate_on_change('tap_inv.funds', array['{id}'])$$, '22023', null,
+                 'register: a template of nothing but placeholders needs => collapsed → 22023');
+select throws_ok($$select ballast.invalidate_on_change('tap_inv.funds', array['fund:{id} => all:{id}'])$$, '22023', null,
+                 'register: a collapsed tag with placeholders → 22023');
+select throws_ok($$select ballast.invalidate_on_change('tap_inv.funds', array['f:{id}'], 0)$$, '22023', null,
+                 'register: collapse_above 0 → 22023');
+select throws_ok($$select ballast.invalidate_on_change('tap_inv.funds', array[]::text[])$$, '22023', null,
+                 'register: no templates → 22023');
+select throws_ok($$select ballast.invalidate_on_change(null, array['x'])$$, '22004', null, 'register: null table → 22004');
+create view tap_inv.v as select * from tap_inv.funds;
+select throws_ok($$select ballast.invalidate_on_change('tap_inv.v', array['x'])$$, '42809', null, 'register: a view → 42809');
+select is((select count(*)::int from ballast.cache_invalidation_triggers where tbl = 'tap_inv.funds'::regclass), 0,
+          'register: failed registrations left nothing behind');
+select is((select count(*)::int from pg_trigger where tgrelid = 'tap_inv.funds'::regclass), 0, 'register: and no trigger');
+
+select lives_ok($$select ballast.invalidate_on_change('tap_inv.funds',
+                   array['fund:{id}', 'org:{org_id}:funds', 'funds', 'name:{name} => names'], 100)$$, 'register: valid templates');
+select set_eq($$select tgname::text from pg_trigger where tgrelid = 'tap_inv.funds'::regclass$$,
+              array['_500_invalidate_cache_insert', '_500_invalidate_cache_update', '_500_invalidate_cache_delete',
+                    '_500_invalidate_cache_truncate'], 'register: four statement-level triggers');
+select is((select ok from ballast.verify_migration_success() where check_name = 'invalidate_on_change tap_inv.funds'), true,
+          'verify: the registered table is ok');
+select lives_ok($$select ballast.invalidate_on_change('tap_inv.funds',
+                   array['fund:{id}', 'org:{org_id}:funds', 'funds', 'name:{name} => names'], 100)$$, 'register: again (idempotent)');
+
+-------------------------------------------------------------------------------- triggers
+update tap_inv.funds set size = size + 1 where id = 7;
+select is(tap_inv.take_inbox(), '{fund:7,funds,name:x,org:2:funds}', 'update: one row renders every template once');
+update tap_inv.funds set org_id = 3 where id = 7;
+select is(tap_inv.take_inbox(), '{fund:7,funds,name:x,org:2:funds,org:3:funds}', 'update: OLD and NEW values both render');
+update tap_inv.funds set org_id = null where id = 8;
+select is(tap_inv.take_inbox(), '{fund:8,funds,name:x,org:3:funds}', 'update: a NULL placeholder renders no tag');
+update tap_inv.funds set size = 1 where id < 0;
+select is(tap_inv.take_inbox(), '{}', 'update of no rows: nothing');
+update tap_inv.funds set name = repeat('n', 600) where id = 9;
+select is(tap_inv.take_inbox(), '{fund:9,funds,name:x,names,org:4:funds}', 'update: a rendered tag over 512 characters falls back to the collapsed tag');
+update tap_inv.funds set size = size + 1 where id <= 50;
+-- 50 funds + 5 orgs + funds + name:x + names (id 9)
+select is(cardinality(tap_inv.take_inbox()), 50 + 5 + 3, 'update of 50 rows (OLD+NEW = 100 = collapse_above): every tag');
+update tap_inv.funds set size = size + 1 where id <= 80;
+select is(cardinality(tap_inv.take_inbox()), 80 + 5 + 3, 'update of 80 rows: counted per template, 80 fund tags ≤ 100 do not collapse');
+select is((select count(*)::int from ballast.cache_invalidation_inbox), 0, 'take_inbox empties the inbox');
+update tap_inv.funds set size = size + 1;
+select is(tap_inv.take_inbox(), '{fund:,funds,name:x,names,org:0:funds,org:1:funds,org:2:funds,org:3:funds,org:4:funds}',
+          'bulk update of 1200 rows: fund collapses, 5 orgs do not, the long name already collapsed');
+insert into tap_inv.funds (id, org_id) values (5000, 1);
+select is(tap_inv.take_inbox(), '{fund:5000,funds,name:x,org:1:funds}', 'insert: NEW renders');
+delete from tap_inv.funds where id = 5000;
+select is(tap_inv.take_inbox(), '{fund:5000,funds,name:x,org:1:funds}', 'delete: OLD renders');
+insert into tap_inv.funds (id, org_id) select g, g from generate_series(10001, 10200) g;
+select is(cardinality(tap_inv.take_inbox()), 1 + 1 + 1 + 1, 'insert of 200 rows with 200 orgs: fund and org collapse (> 100)');
+truncate tap_inv.funds;
+select is(tap_inv.take_inbox(), '{fund:,funds,names,org::funds}', 'truncate: every collapsed and constant tag');
+
+-------------------------------------------------------------------------------- merge, claim, ack, fail
+delete from ballast.cache_invalidation_queue;
+insert into ballast.cache_invalidation_inbox (tags) values ('{m:1,m:2,m:1,NULL}'), ('{m:2,m:3,""}');
+select is(ballast.merge_cache_invalidation_inbox(), 3, 'merge: distinct tags of all inbox rows, without NULL (a NULL placeholder) and empty');
+insert into ballast.cache_invalidation_inbox (tags) values ('{m:1,m:4}');
+select is(ballast.merge_cache_invalidation_inbox(), 1, 'merge: a tag pending and unclaimed absorbs the new one');
+select is((select count(*)::int from ballast.cache_invalidation_inbox), 0, 'merge: the inbox is empty');
+
+select is((select array_agg(tag order by tag) from ballast.drain_cache_invalidation_queue(10, 30)), '{m:1,m:2,m:3,m:4}',
+          'drain: claims the due rows');
+select is((select count(*)::int from ballast.cache_invalidation_queue
+           where leased_until = now() + interval '30 seconds' and next_attempt_at = leased_until and attempts = 1), 4,
+          'drain: the claim leases them for lease_seconds');
+select is((select count(*)::int from ballast.drain_cache_invalidation_queue(10, 30)), 0, 'drain: leased rows are not claimed again');
+insert into ballast.cache_invalidation_inbox (tags) values ('{m:1}');
+select is(ballast.merge_cache_invalidation_inbox(), 1, 'merge: a claimed (leased) row does not absorb a new equal tag');
+select is((select count(*)::int from ballast.drain_cache_invalidation_queue(10, 30) where tag = 'm:1'), 1,
+          'drain: the new m:1 is claimed on its own');
+update ballast.cache_invalidation_queue set next_attempt_at = now() - interval '1 second', leased_until = now() - interval '1 second'
+ where tag = 'm:2';
+select is((select attempts from ballast.drain_cache_invalidation_queue(10, 30) where tag = 'm:2'), 2,
+          'drain: a row whose lease ran out (crashed consumer) comes back, attempts 2');
+
+select is(ballast.ack_cache_invalidations(array(select id from ballast.cache_invalidation_queue where tag in ('m:3', 'm:4'))), 2, 'ack: two rows');
+select is((select count(*)::int from ballast.cache_invalidation_queue where tag in ('m:3', 'm:4') and processed_at = now() and leased_until is null), 2,
+          'ack: processed_at set, lease cleared');
+
+update ballast.cache_invalidation_queue set max_retries = 3 where tag = 'm:2';
+select is((select rescheduled from ballast.fail_cache_invalidations(array(select id from ballast.cache_invalidation_queue where tag = 'm:2'), 'HTTP 500', 1000, 60000)), 1,
+          'fail: rescheduled');
+select is((select next_attempt_at - now() from ballast.cache_invalidation_queue where tag = 'm:2'), interval '1 second', 'fail 1: retry after base');
+select ballast.fail_cache_invalidations(array(select id from ballast.cache_invalidation_queue where tag = 'm:2'), 'HTTP 500', 1000, 60000);
+select is((select next_attempt_at - now() from ballast.cache_invalidation_queue where tag = 'm:2'), interval '2 seconds', 'fail 2: twice as long');
+select is((select retry_count from ballast.cache_invalidation_queue where tag = 'm:2'), 2, 'fail: retry_count counts failures');
+select is((select dead_lettered from ballast.fail_cache_invalidations(array(select id from ballast.cache_invalidation_queue where tag = 'm:2'), 'HTTP 500', 1000, 60000)), 1,
+          'fail 3 of max_retries 3: dead letter');
+select is((select row(retry_count, last_error)::text from ballast.cache_invalidation_dead_letters where tag = 'm:2'), '(3,"HTTP 500")',
+          'dead letter keeps the retries and the last error');
+update ballast.cache_invalidation_queue set retry_count = 30, max_retries = 100 where tag = 'm:1' and processed_at is null;
+select ballast.fail_cache_invalidations(array(select id from ballast.cache_invalidation_queue where tag = 'm:1' and processed_at is null), 'x', 1000, 60000);
+select is((select max(next_attempt_at) - now() from ballast.cache_invalidation_queue where tag = 'm:1'), interval '60 seconds', 'fail: backoff is capped');
+select throws_ok($$select * from ballast.fail_cache_invalidations('{1}', 'x', 0, 10)$$, '22023', null, 'fail: base 0 → 22023');
+
+-- left: the two m:1 rows (failed, waiting), m:3 and m:4 delivered, m:2 dead
+select is((select row(pending, leased, retried, dead)::text from ballast.cache_invalidation_stats), '(2,0,2,1)',
+          'stats: pending, leased, retried, dead');
+select is(ballast.requeue_cache_invalidation_dead_letters(), 1, 'requeue: the dead letter is queued again');
+
+-------------------------------------------------------------------------------- checks, bad drain input, access
+insert into ballast.cache_invalidation_dead_letters (id, tag, enqueued_at, failed_at, retry_count, attempts, last_error)
+values (-1, 'tap:old', now() - interval '3 days', now() - interval '2 days', 10, 10, 'HTTP 503');
+select matches((select detail from ballast.verify_migration_success() where check_name = 'cache invalidation dead letters older than a day'),
+               '^warning: 1 dead letters older than a day', 'verify: old dead letters are a warning in the detail');
+drop trigger _500_invalidate_cache_update on tap_inv.funds;
+select is((select ok from ballast.verify_migration_success() where check_name = 'invalidate_on_change tap_inv.funds'), false,
+          'verify: a missing trigger is not ok');
+select is(ballast.stop_invalidating('tap_inv.funds'), true, 'stop_invalidating: removes the registration');
+select is((select count(*)::int from pg_trigger where tgrelid = 'tap_inv.funds'::regclass), 0, 'stop_invalidating: and the triggers');
+
+select throws_ok($$select * from ballast.drain_cache_invalidation_queue(0, 30)$$, '22023', null, 'drain: batch_size 0 → 22023');
+select throws_ok($$select * from ballast.drain_cache_invalidation_queue(10, 0)$$, '22023', null, 'drain: lease_seconds 0 → 22023');
+
+set local role ballast_member;
+select throws_ok('select * from ballast.cache_invalidation_queue', '42501', null, 'member cannot read the queue');
+reset role;
+
+select * from finish();
+rollback;

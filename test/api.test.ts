@@ -1,0 +1,70 @@
+// The API process, for real: health endpoints, GraphQL as the anonymous role, clean SIGTERM.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startApi, startNode, stop, withClient, cfg } from './helpers.ts';
+
+describe('api process', () => {
+  let api: Awaited<ReturnType<typeof startApi>>;
+  before(async () => { api = await startApi(); });
+  after(async () => { await stop(api); });
+
+  it('answers /health/live and /health/ready', async () => {
+    const live = await fetch(`${api.url}/health/live`);
+    assert.equal(live.status, 200);
+    const ready = await fetch(`${api.url}/health/ready`);
+    assert.equal(ready.status, 200);
+    const body = await ready.json() as { checks: Record<string, string> };
+    assert.deepEqual(body.checks, { database: 'ok', migrations: 'ok' });
+  });
+
+  it('serves { __typename } at /graphql', async () => {
+    const r = await fetch(`${api.url}/graphql`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { data: { __typename: 'Query' } });
+  });
+
+  it('runs queries as the anonymous visitor role, never as a superuser', async () => {
+    const roles = await withClient(cfg.rootUrl, async (c) => (await c.query<{ usename: string; superuser: boolean }>(
+      `select a.usename, u.usesuper as superuser from pg_stat_activity a join pg_user u on u.usesysid = a.usesysid
+       where application_name = 'ballast-api' and datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`)).rows);
+    assert.ok(roles.length > 0, 'the API holds at least one connection');
+    assert.ok(roles.some((r) => r.usename === 'ballast_authenticator'), `API connects as the authenticator: ${JSON.stringify(roles)}`);
+  });
+
+  it('answers 404 with a JSON error for an unknown path', async () => {
+    const r = await fetch(`${api.url}/nope`);
+    assert.equal(r.status, 404);
+    assert.match(((await r.json()) as { errors: { message: string }[] }).errors[0].message, /no route/);
+  });
+});
+
+describe('api readiness', () => {
+  it('is not ready when migrations are behind the code', async () => {
+    const api = await startApi();
+    const newest = await withClient(cfg.rootUrl, async (c) =>
+      (await c.query<{ f: string }>('select max(filename) as f from graphile_migrate.migrations')).rows[0].f);
+    try {
+      await withClient(cfg.rootUrl, (c) => c.query(`update graphile_migrate.migrations set filename = '000000.sql' where filename = $1`, [newest]));
+      const r = await fetch(`${api.url}/health/ready`);
+      assert.equal(r.status, 503);
+      assert.match(JSON.stringify(await r.json()), /applied 000000\.sql, expected/);
+    } finally {
+      await withClient(cfg.rootUrl, (c) => c.query(`update graphile_migrate.migrations set filename = $1 where filename = '000000.sql'`, [newest]));
+      await stop(api);
+    }
+  });
+
+  it('stops with a clear message and exit 2 on invalid configuration', async () => {
+    const p = startNode('api/main.ts', { PORT: 'eighty', LOG_LEVEL: 'loud' });
+    assert.equal(await p.exited, 2);
+    assert.match(p.output(), /PORT must be a whole number from 0 to 65535, got "eighty"/);
+    assert.match(p.output(), /LOG_LEVEL must be one of/);
+  });
+
+  it('exits 0 on SIGTERM', async () => {
+    const api = await startApi();
+    assert.equal(await stop(api), 0);
+  });
+});

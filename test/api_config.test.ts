@@ -1,0 +1,77 @@
+// The API's configuration is validated as a whole at startup: every problem is reported at once
+// (exit 2, nothing listens), a malformed CORS origin names itself, secrets have a minimum length.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startNode } from './helpers.ts';
+
+async function configErrors(env: Record<string, string>): Promise<string> {
+  const p = startNode('api/main.ts', { PORT: '0', ...env });
+  const code = await p.exited;
+  assert.equal(code, 2, `exit 2 on invalid configuration, got ${code}: ${p.output()}`);
+  assert.doesNotMatch(p.output(), /api listening/);
+  return p.output();
+}
+
+describe('api configuration', () => {
+  it('reports every problem at once', async () => {
+    const out = await configErrors({
+      PORT: 'eighty',
+      LOG_LEVEL: 'loud',
+      DB_POOL_MAX: '0',
+      DB_STATEMENT_TIMEOUT_MS: '-5',
+      JWT_SECRET: 'too-short',
+      CORS_ORIGINS: 'https://ok.example.com, ftp://files.example.com',
+      RATE_LIMIT_QUERY: 'fast',
+      REQUEST_TRACING: 'maybe',
+      PROBE_LOG_SAMPLE_RATE: '2',
+      ERROR_REPORT_URL: 'mailto:ops@example.com',
+    });
+    assert.match(out, /invalid configuration \(10 problems\)/);
+    assert.match(out, /PORT must be a whole number from 0 to 65535, got "eighty"/);
+    assert.match(out, /LOG_LEVEL must be one of .*, got "loud"/);
+    assert.match(out, /DB_POOL_MAX must be a whole number from 1 to 1000, got "0"/);
+    assert.match(out, /DB_STATEMENT_TIMEOUT_MS must be a whole number from 0 to 3600000, got "-5"/);
+    assert.match(out, /JWT_SECRET must be at least 32 characters, got 9/);
+    assert.match(out, /CORS_ORIGINS: "ftp:\/\/files\.example\.com" has scheme ftp: expected http or https/);
+    assert.match(out, /RATE_LIMIT_QUERY must be "<capacity>:<refill per second>" .* got "fast"/);
+    assert.match(out, /REQUEST_TRACING must be on or off, got "maybe"/);
+    assert.match(out, /PROBE_LOG_SAMPLE_RATE must be a number from 0 to 1, got "2"/);
+    assert.match(out, /ERROR_REPORT_URL must be an http:\/\/ or https:\/\/ URL, got "mailto:ops@example.com"/);
+    assert.doesNotMatch(out, /too-short/, 'a secret is never echoed');
+  });
+
+  it('fails fast on a malformed CORS origin, naming it', async () => {
+    for (const [origin, why] of [
+      ['https://app.example.com/', /"https:\/\/app\.example\.com\/" ends with "\/"/],
+      ['https://app.example.com/login', /"https:\/\/app\.example\.com\/login" has a path, query or fragment/],
+      ['app.example.com', /"app\.example\.com" is not an origin: expected scheme:\/\/host\[:port\]/],
+      ['*', /"\*" is not allowed: list each origin/],
+      ['HTTPS://App.Example.com', /"HTTPS:\/\/App\.Example\.com" is not in canonical form \(browsers send "https:\/\/app\.example\.com"\)/],
+    ] as const) {
+      const out = await configErrors({ CORS_ORIGINS: `https://fine.example.com,${origin}` });
+      assert.match(out, why, origin);
+    }
+  });
+
+  it('checks the JWT key sources: one at most, files readable and of the right kind', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ballast-config-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'not-a-key.pem'), 'hello');
+      fs.writeFileSync(path.join(dir, 'jwks.json'), '{"keys": []}');
+      let out = await configErrors({ JWT_SECRET: 'x'.repeat(40), JWT_PUBLIC_KEY_FILE: path.join(dir, 'not-a-key.pem') });
+      assert.match(out, /set only one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE; got JWT_SECRET and JWT_PUBLIC_KEY_FILE/);
+      out = await configErrors({ JWT_PUBLIC_KEY_FILE: path.join(dir, 'not-a-key.pem'), PORT: 'x' });
+      assert.match(out, /JWT_PUBLIC_KEY_FILE: ".*not-a-key\.pem" is not a PEM public key/);
+      assert.match(out, /PORT must be/);
+      out = await configErrors({ JWT_JWKS_FILE: path.join(dir, 'jwks.json') });
+      assert.match(out, /JWT_JWKS_FILE: ".*jwks\.json" must be \{"keys": \[\.\.\.\]\} with at least one RSA key/);
+      out = await configErrors({ JWT_JWKS_FILE: path.join(dir, 'missing.json') });
+      assert.match(out, /JWT_JWKS_FILE: cannot read ".*missing\.json": ENOENT/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,71 @@
+// Shared helpers for node:test suites: real processes and real connections, cleaned up after.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+import { ROOT, dbConfig } from '../scripts/lib/config.ts';
+
+export const cfg = dbConfig();
+
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try { return await fn(c); } finally { await c.end(); }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export type Proc = { proc: ChildProcess; output: () => string; exited: Promise<number | null> };
+
+/** Starts `node <script>` from the project root with extra environment; output is collected. */
+export function startNode(script: string, env: Record<string, string> = {}): Proc {
+  const proc = spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => { out += d; });
+  proc.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, output: () => out, exited };
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after timeoutMs. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/** Starts the API on a free port and waits until /health/ready answers 200. */
+export async function startApi(env: Record<string, string> = {}): Promise<Proc & { url: string }> {
+  const port = await freePort();
+  // Rate limits off unless a test turns them on: suites share one database and one client address.
+  const p = startNode('api/main.ts', { PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_QUERY: 'off', RATE_LIMIT_MUTATION: 'off', ...env });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('the API to be ready', async () => {
+    if (p.proc.exitCode !== null) throw new Error(`api exited ${p.proc.exitCode}: ${p.output()}`);
+    const r = await fetch(`${url}/health/ready`);
+    return r.status === 200 ? true : undefined;
+  });
+  return { ...p, url };
+}
+
+export async function stop(p: Proc): Promise<number | null> {
+  if (p.proc.exitCode === null) p.proc.kill('SIGTERM');
+  return p.exited;
+}

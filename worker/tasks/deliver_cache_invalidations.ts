@@ -1,0 +1,160 @@
+// deliver_cache_invalidations: drains ballast.cache_invalidation_queue to the configured sinks.
+// One run claims batches (drain_cache_invalidation_queue: merge the trigger inbox, then claim with a lease,
+// skip locked), delivers each batch to every sink and acks it, or fails it (backoff, dead letters after
+// max_retries). When the queue is empty it polls every INVALIDATION_POLL_MS until INVALIDATION_RUN_SECONDS
+// are up; worker/crontab starts a run every minute and main.ts one at startup, so a poller is always
+// there and the write path never has to wake anyone. Several runs and several worker processes may drain
+// at once. Delivery is at least once: a batch whose ack is lost (crash, lease expiry) is delivered again.
+import pino from 'pino';
+import type { PoolClient } from 'pg';
+import type { JobHelpers, Task } from 'graphile-worker';
+import { CircuitBreaker } from '../circuit_breaker.ts';
+import { invalidationConfig, type InvalidationConfig } from '../invalidation_config.ts';
+import type { Sink } from '../sinks/sink.ts';
+import { httpSink } from '../sinks/http.ts';
+import { redisSink } from '../sinks/redis.ts';
+import { logSink } from '../sinks/log.ts';
+
+/** The job key of the wake-up job (also used by ballast.wake_cache_invalidation_worker()). */
+export const DELIVER_JOB_KEY = 'ballast:deliver_cache_invalidations';
+const PROBE_BATCH = 10; // rows a half-open breaker's probe delivery carries
+
+const logger = pino({ name: 'worker', level: process.env.LOG_LEVEL || 'info' }).child({ task: 'deliver_cache_invalidations' });
+const config: InvalidationConfig = invalidationConfig(); // a bad variable stops the worker at startup
+
+// graphile-worker aborts a running job only after its graceful-shutdown grace period (5 s); a delivery run
+// that is merely polling should stop at once, so it also listens for the signals worker/main.ts stops on.
+const shutdown = new AbortController();
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => shutdown.abort());
+
+type Target = { sink: Sink; breaker: CircuitBreaker };
+type Claimed = { id: string; tag: string; attempts: number };
+
+let targets: Target[] | undefined;
+function getTargets(): Target[] {
+  targets ??= config.sinks.map((name) => {
+    const sink = name === 'http' ? httpSink({ url: config.httpUrl!, timeoutMs: config.sinkTimeoutMs, authorization: config.httpAuthorization })
+      : name === 'redis' ? redisSink({ url: config.redisUrl, tagPrefix: config.redisTagPrefix, timeoutMs: config.sinkTimeoutMs })
+      : logSink(logger);
+    const breaker = new CircuitBreaker({
+      name, failureThreshold: config.breakerFailures, cooldownMs: config.breakerCooldownMs,
+      onChange: ({ from, to, failures, retryAt }) => {
+        const info = { sink: name, from, to, failures, retryAt: retryAt ? new Date(retryAt).toISOString() : undefined };
+        if (to === 'open') logger.warn(info, `circuit breaker open for sink ${name}: no deliveries until ${info.retryAt}`);
+        else if (to === 'half_open') logger.info(info, `circuit breaker half-open for sink ${name}: probing`);
+        else logger.info(info, `circuit breaker closed for sink ${name}: delivering again`);
+      },
+    });
+    return { sink, breaker };
+  });
+  return targets;
+}
+
+/** Closes the sinks' connections (Redis); for tests and shutdown. */
+export async function closeInvalidationSinks(): Promise<void> {
+  const t = targets;
+  targets = undefined;
+  await Promise.all((t ?? []).map((x) => x.sink.close()));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted || ms <= 0) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Whether every sink may take a delivery now: 'go', 'probe' (some breaker is half-open: one small batch),
+ * or the time to wait until (an open breaker; nothing is claimed meanwhile, so retries are not burnt).
+ */
+function gate(ts: Target[]): { go: true; probes: Target[] } | { go: false; until: number } {
+  const probes: Target[] = [];
+  let until = 0;
+  for (const t of ts) {
+    const s = t.breaker.state;
+    if (s === 'closed') continue;
+    if (s === 'open' && Date.now() < t.breaker.retryAt) until = Math.max(until, t.breaker.retryAt);
+    else if (s === 'half_open') until = Math.max(until, Date.now() + 50); // a probe is in flight
+    else probes.push(t);
+  }
+  if (until) return { go: false, until };
+  return { go: true, probes };
+}
+
+async function deliver(helpers: JobHelpers, ts: Target[], rows: Claimed[]): Promise<void> {
+  const tags = [...new Set(rows.map((r) => r.tag))];
+  const results = await Promise.allSettled(ts.map(async (t) => {
+    if (t.breaker.acquire() === false) throw new Error(`${t.sink.name} sink: circuit breaker open`);
+    try {
+      await t.sink.deliver(tags);
+      t.breaker.success();
+    } catch (e) {
+      t.breaker.failure();
+      throw e;
+    }
+  }));
+  const ids = rows.map((r) => r.id);
+  const errors = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+  await helpers.withPgClient(async (c: PoolClient) => {
+    if (errors.length === 0) {
+      await c.query('select ballast.ack_cache_invalidations($1::bigint[])', [ids]);
+      logger.debug({ tags: tags.length, rows: ids.length }, 'delivered');
+      return;
+    }
+    const r = await c.query<{ rescheduled: number; dead_lettered: number; next_attempt_at: Date | null }>(
+      'select * from ballast.fail_cache_invalidations($1::bigint[], $2, $3, $4)',
+      [ids, errors.join('; '), config.backoffBaseMs, config.backoffMaxMs]);
+    const { rescheduled, dead_lettered, next_attempt_at } = r.rows[0];
+    logger.warn({ rows: ids.length, rescheduled, deadLettered: dead_lettered, nextAttemptAt: next_attempt_at, errors }, 'delivery failed');
+    if (dead_lettered > 0) logger.error({ deadLettered: dead_lettered, errors }, `${dead_lettered} cache tag(s) moved to ballast.cache_invalidation_dead_letters`);
+  });
+}
+
+async function claim(helpers: JobHelpers, size: number): Promise<Claimed[]> {
+  return helpers.withPgClient(async (c: PoolClient) =>
+    (await c.query<Claimed>('select id, tag, attempts from ballast.drain_cache_invalidation_queue($1, $2)', [size, config.leaseSeconds])).rows);
+}
+
+export const deliver_cache_invalidations: Task = async (_payload, helpers) => {
+  const ts = getTargets();
+  const signal = AbortSignal.any([helpers.abortSignal, shutdown.signal]);
+  const deadline = Date.now() + config.runSeconds * 1000;
+  let delivered = 0;
+  while (!signal.aborted && Date.now() < deadline) {
+    const g = gate(ts);
+    if (!g.go) {
+      await sleep(Math.min(g.until, deadline) - Date.now(), signal);
+      continue;
+    }
+    if (g.probes.length) {
+      // One small batch tells whether the sink is back; the other sinks take it too (all-or-nothing ack).
+      const rows = await claim(helpers, Math.min(PROBE_BATCH, config.batchSize));
+      if (rows.length === 0) {
+        await sleep(config.pollMs, signal);
+        continue;
+      }
+      await deliver(helpers, ts, rows);
+      delivered += rows.length;
+      continue;
+    }
+    // Up to `parallel` batches in flight; each loop stops at an empty or short batch, or a breaker.
+    const counts = await Promise.all(Array.from({ length: config.parallel }, async () => {
+      let n = 0;
+      while (!signal.aborted && Date.now() < deadline) {
+        const rows = await claim(helpers, config.batchSize);
+        if (rows.length === 0) break;
+        await deliver(helpers, ts, rows);
+        n += rows.length;
+        if (rows.length < config.batchSize || ts.some((t) => t.breaker.state !== 'closed')) break;
+      }
+      return n;
+    }));
+    const n = counts.reduce((a, b) => a + b, 0);
+    delivered += n;
+    if (n === 0) await sleep(config.pollMs, signal);
+  }
+  if (delivered > 0) logger.info({ delivered }, `delivered ${delivered} cache tag(s)`);
+};
