@@ -66,7 +66,9 @@ try {
 
   const tapFile = path.join(ROOT, '.ballast', 'node-tests.tap');
   const files = only.length ? only : fs.readdirSync(path.join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => path.join('test', f));
-  const nodeTests = await $({ cwd: ROOT, nothrow: true, verbose: true, env: { ...process.env, DATABASE_URL: cfg.rootUrl, BALLAST_TEST: '1', GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'test', ...(cfg.managed ? { BALLAST_TEST_PG_DATA: fs.realpathSync(cfg.dataDir) } : {}) } })`node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination=${tapFile} ${files}`;
+  // A hung test must fail the run, not stall CI: each test gets 5 minutes, a file's process exits when
+  // its tests are done even if a handle is left open, and the whole step gets 30 minutes.
+  const nodeTests = await $({ cwd: ROOT, nothrow: true, verbose: true, timeout: '30m', env: { ...process.env, DATABASE_URL: cfg.rootUrl, BALLAST_TEST: '1', GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'test', ...(cfg.managed ? { BALLAST_TEST_PG_DATA: fs.realpathSync(cfg.dataDir) } : {}) } })`node --test --test-concurrency=1 --test-timeout=300000 --test-force-exit --test-reporter=spec --test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination=${tapFile} ${files}`;
   const tap = fs.existsSync(tapFile) ? fs.readFileSync(tapFile, 'utf8') : '';
   const pass = Number(/^# pass (\d+)/m.exec(tap)?.[1] ?? 0);
   let nfail = Number(/^# fail (\d+)/m.exec(tap)?.[1] ?? 0);

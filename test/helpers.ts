@@ -1,5 +1,6 @@
 // Shared helpers for node:test suites: real processes and real connections, cleaned up after.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -25,14 +26,26 @@ export function freePort(): Promise<number> {
 
 export type Proc = { proc: ChildProcess; output: () => string; exited: Promise<number | null> };
 
+// Every process a test starts, until it exits. A test that fails half-way must not leave a worker
+// running: it would take the next tests' jobs, and its open pipes would keep this file from ending.
+const live = new Set<Proc>();
+after(async () => {
+  const left = [...live];
+  for (const p of left) p.proc.kill('SIGKILL');
+  await Promise.all(left.map((p) => p.exited));
+});
+process.once('exit', () => { for (const p of live) p.proc.kill('SIGKILL'); });
+
 /** Starts `node <script>` from the project root with extra environment; output is collected. */
 export function startNode(script: string, env: Record<string, string> = {}): Proc {
   const proc = spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { proc, output: () => out, exited };
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => { live.delete(p); resolve(code); }));
+  const p: Proc = { proc, output: () => out, exited };
+  live.add(p);
+  return p;
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after timeoutMs. */
