@@ -67,6 +67,10 @@ export type ApiConfig = {
   errorReporting: boolean;
   errorReportUrl: string | null;
   errorReportTimeoutMs: number;
+  // admin page (api/middleware/admin.ts)
+  adminPage: boolean;
+  /** /admin/dev-tokens mints tokens for the example logins: development and tests only. */
+  adminDevTokens: boolean;
 };
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -206,7 +210,15 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     errorReporting: bool('ERROR_REPORTING', true),
     errorReportUrl: httpUrl('ERROR_REPORT_URL'),
     errorReportTimeoutMs: int('ERROR_REPORT_TIMEOUT_MS', 5000, 100, 120_000),
+    adminPage: bool('ADMIN_PAGE', true),
+    adminDevTokens: bool('ADMIN_DEV_TOKENS', development),
   };
+  if (config.adminDevTokens && graphileEnv === 'production') {
+    errors.push('ADMIN_DEV_TOKENS=on is refused with GRAPHILE_ENV=production: it hands out admin tokens to anyone who asks');
+  }
+  if (config.adminDevTokens && jwt.kind !== 'hs256') {
+    errors.push(`ADMIN_DEV_TOKENS=on needs an HS256 key (JWT_SECRET, or GRAPHILE_ENV=development without one) to sign with; the JWT key here is ${jwt.kind}`);
+  }
   if (errors.length > 0) {
     throw new Error(`invalid configuration (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n  - ${errors.join('\n  - ')}`);
   }

@@ -28,6 +28,7 @@ import { errorReports } from './middleware/error_reports.ts';
 import { health } from './middleware/health.ts';
 import { shutdownGuard, type Shutdown } from './middleware/shutdown_guard.ts';
 import { cors } from './middleware/cors.ts';
+import { admin } from './middleware/admin.ts';
 import { body } from './middleware/body.ts';
 import { jwt } from './middleware/jwt.ts';
 import { dbGuard } from './middleware/db_guard.ts';
@@ -71,6 +72,7 @@ export async function startApi(config: ApiConfig, logger: Logger): Promise<Api> 
     health(pool, isShuttingDown),
     shutdownGuard(shutdown),
     cors(config.corsOrigins),
+    admin(config),
     body({ path: '/graphql', limitBytes: config.bodyLimitBytes }),
     jwt(verifier),
     dbGuard(guard),

@@ -7,6 +7,7 @@ import { ensureSystemPackages } from './lib/system.ts';
 import { migrate } from './lib/migrate.ts';
 import { startChild, stopChildren, type Child } from './lib/processes.ts';
 import { log } from './lib/output.ts';
+import { connect } from './lib/bootstrap.ts';
 
 const cfg = dbConfig();
 await ensureSystemPackages({ server: cfg.managed, tests: false });
@@ -15,6 +16,16 @@ if (cfg.managed) await cluster.up(cfg);
 await migrate(cfg);
 
 const env = { ...process.env, GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'development' };
+if (env.GRAPHILE_ENV === 'development') {
+  // The example logins the admin page's development sign-in offers (sql/app_admin.sql); idempotent.
+  const owner = await connect(cfg.ownerUrl);
+  try {
+    const { rows } = await owner.query<{ user_name: string }>('select user_name from app_private.seed_example_data()');
+    log(`example logins for /admin: ${rows.map((r) => r.user_name).join(', ')}`);
+  } finally {
+    await owner.end();
+  }
+}
 const node = process.execPath;
 const children: Child[] = [
   startChild('api', node, [path.join(ROOT, 'api', 'main.ts')], env),

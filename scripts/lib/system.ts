@@ -1,4 +1,4 @@
-// Makes sure the system pieces exist (PostgreSQL 15 server, pg_cron, pgTAP, pg_prove), installing the
+// Makes sure the system pieces exist (PostgreSQL 15 server, pg_cron, pgTAP, pg_prove; Chromium for tests), installing the
 // Debian packages when we are root and apt-get is there; otherwise stops with the command that fixes it.
 import fs from 'node:fs';
 import { $ } from 'zx';
@@ -23,9 +23,14 @@ const CLIENT: Need[] = [
   { what: 'pg_prove', pkg: 'pgtap', present: () => onPath('pg_prove') },
 ];
 
+// Only `npm test` needs these: the admin page's browser test drives Debian's Chromium (playwright-core).
+const TEST_ONLY: Need[] = [
+  { what: 'Chromium (browser tests)', pkg: 'chromium', present: () => fs.existsSync('/usr/bin/chromium') },
+];
+
 /** Installs what is missing. `server` is false when DATABASE_URL names another server. */
 export async function ensureSystemPackages(opts: { server: boolean; tests: boolean }): Promise<void> {
-  const needs = [...(opts.server ? SERVER : []), ...CLIENT.filter((n) => opts.tests || n.pkg !== 'pgtap')];
+  const needs = [...(opts.server ? SERVER : []), ...CLIENT.filter((n) => opts.tests || n.pkg !== 'pgtap'), ...(opts.tests ? TEST_ONLY : [])];
   const missing = needs.filter((n) => !n.present());
   if (missing.length === 0) return;
   const pkgs = [...new Set(missing.map((m) => m.pkg))];

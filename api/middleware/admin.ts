@@ -1,0 +1,57 @@
+// /admin: the operator's page (api/admin/index.html, admin.js, admin.css), static files read once at
+// startup and served with a strict Content-Security-Policy. The page itself holds no data: it signs in
+// with a token and reads everything through /graphql, so RLS and the functions' checks decide what it
+// shows. /admin/dev-tokens (ADMIN_DEV_TOKENS=on, never in production) mints tokens for the example logins.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ServerResponse } from 'node:http';
+import type { ApiConfig } from '../config.ts';
+import { sendJson } from '../health.ts';
+import { EXAMPLE_LOGINS, mintLoginToken } from '../admin/example_users.ts';
+import type { Middleware } from './compose.ts';
+
+const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'admin');
+const ASSETS: Record<string, { file: string; type: string }> = {
+  '/admin': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/admin/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/admin/admin.js': { file: 'admin.js', type: 'text/javascript; charset=utf-8' },
+  '/admin/admin.css': { file: 'admin.css', type: 'text/css; charset=utf-8' },
+};
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+const DEV_TOKEN_TTL_SECONDS = 8 * 3600;
+
+function send(res: ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS, ...extra });
+  res.end(body);
+}
+
+export function admin(config: ApiConfig): Middleware {
+  if (!config.adminPage) return async (_req, _res, next) => next();
+  const files = new Map(Object.entries(ASSETS).map(([route, a]) => [route, { body: fs.readFileSync(path.join(DIR, a.file)), type: a.type }]));
+  const jwt = config.jwt;
+  return async (req, res, next) => {
+    const url = (req.url ?? '').split('?')[0];
+    if (url !== '/admin' && !url.startsWith('/admin/')) return next();
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return send(res, 405, 'application/json', JSON.stringify({ error: `${req.method} is not allowed on ${url}; use GET` }), { allow: 'GET, HEAD' });
+    }
+    if (url === '/admin/dev-tokens') {
+      if (!config.adminDevTokens || jwt.kind !== 'hs256') {
+        return sendJson(res, 404, { error: 'development sign-in is off (ADMIN_DEV_TOKENS=on with an HS256 JWT key turns it on, outside production)' });
+      }
+      const opts = { secret: jwt.secret, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: DEV_TOKEN_TTL_SECONDS };
+      const logins = await Promise.all(EXAMPLE_LOGINS.map(async (l) => ({ ...l, token: await mintLoginToken(l, opts) })));
+      res.setHeader('cache-control', 'no-store');
+      return sendJson(res, 200, { expiresInSeconds: DEV_TOKEN_TTL_SECONDS, logins });
+    }
+    const f = files.get(url);
+    if (!f) return sendJson(res, 404, { error: `no such admin page: ${url}` });
+    send(res, 200, f.type, req.method === 'HEAD' ? '' : f.body, { 'cache-control': 'no-cache' });
+  };
+}

@@ -1,0 +1,134 @@
+-- The admin page's reads (/admin, api/admin/): the organisation's audit log with filters, paginated by
+-- PostGraphile, and the operational health panels. Both refuse anyone but an admin of the session's
+-- organisation with 42501, so a member sees why (the API's "why denied" hint) instead of an empty page.
+-- The example users that `npm start` seeds in development, for the page's token-minting page, are here too.
+
+---- audit_log
+---- The session organisation's audit log, newest first, filtered by table, actor, request id and time.
+create or replace function app_public.audit_log(
+  table_name text default null,
+  actor_id uuid default null,
+  request_id text default null,
+  since timestamptz default null,
+  until timestamptz default null)
+returns setof app_public.audit_log_entry as $$
+begin
+  if not app_private.is_current_org_admin() then
+    raise exception 'permission denied for function audit_log: only an administrator of the organisation may read its audit log'
+      using errcode = '42501',
+            hint = 'Sign in with a token whose role claim is admin, as a user whom app_public.memberships lists as an admin of the organisation.';
+  end if;
+  if since is not null and until is not null and since > until then
+    raise exception 'audit_log: since (%) is after until (%); give a range that starts before it ends', since, until
+      using errcode = '22023';
+  end if;
+  if table_name is not null and not exists (select 1 from ballast.audited_tables_list() t where t = audit_log.table_name) then
+    raise exception 'audit_log: table_name % is not an audited table; audited tables are: %',
+      quote_literal(table_name), (select string_agg(t, ', ' order by t) from ballast.audited_tables_list() t)
+      using errcode = '22023';
+  end if;
+  if request_id is not null and (length(request_id) = 0 or length(request_id) > 200) then
+    raise exception 'audit_log: request_id must be 1 to 200 characters, got %', length(request_id) using errcode = '22023';
+  end if;
+  -- RLS on ballast.audit_log (audit_log_org_admin_read + the app's membership policy) limits the rows to
+  -- the session's organisation; the filter on org_id lets the planner use audit_log_org_id_idx.
+  return query
+    select a.id, a.occurred_at, a.table_name, a.op::text, a.record_id, a.old_values, a.new_values,
+           a.changed_columns, a.actor_id, u.name, a.request_id
+      from ballast.audit_log a
+      left join app_public.users u on u.id = a.actor_id
+     where a.org_id = (select ballast.current_org_id())
+       and (audit_log.table_name is null or a.table_name = audit_log.table_name)
+       and (audit_log.actor_id is null or a.actor_id = audit_log.actor_id)
+       and (audit_log.request_id is null or a.request_id = audit_log.request_id)
+       and (since is null or a.occurred_at >= since)
+       and (until is null or a.occurred_at < until)
+     order by a.id desc;
+end;
+$$ language plpgsql stable;
+comment on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) is
+  E'The audit log of the session''s organisation, newest first; every filter is optional: table_name (schema.table, one of the audited tables), actor_id, request_id (the API''s X-Request-Id), since (inclusive) and until (exclusive). Only an admin of the organisation: anyone else gets 42501 with a hint. 22023 for an unknown table, an empty or overlong request id, or since after until.';
+revoke all on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) from public;
+grant execute on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) to ballast_member, ballast_admin;
+
+---- audited_tables_list
+---- The audited tables' names, for the admin page's filter (audited_tables itself is owner-only).
+create or replace function ballast.audited_tables_list()
+returns setof text as $$
+  select table_name from ballast.audited_tables order by 1
+$$ language sql stable security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.audited_tables_list() is
+  E'The names (schema.table) of the tables with audit triggers. SECURITY DEFINER: ballast.audited_tables is owner-only; the names alone reveal no rows.';
+revoke all on function ballast.audited_tables_list() from public;
+grant execute on function ballast.audited_tables_list() to ballast_member, ballast_admin;
+
+---- operations_health
+---- The admin page's health panels: invalidation queue, materialized views, cleanup policies.
+create or replace function app_public.operations_health()
+returns jsonb as $$
+begin
+  if not app_private.is_current_org_admin() then
+    raise exception 'permission denied for function operations_health: only an administrator may read the operations panels'
+      using errcode = '42501',
+            hint = 'Sign in with a token whose role claim is admin, as a user whom app_public.memberships lists as an admin of the organisation.';
+  end if;
+  return jsonb_build_object(
+    'checked_at', now(),
+    'audited_tables', (select coalesce(jsonb_agg(t), '[]') from ballast.audited_tables_list() t),
+    'invalidation', (select to_jsonb(s) from ballast.cache_invalidation_stats s),
+    'matviews', (select coalesce(jsonb_agg(jsonb_build_object(
+        'matview', m.matview::text, 'populated', m.populated, 'pending_since', m.pending_since,
+        'last_refresh_at', m.last_refresh_at, 'staleness_s', extract(epoch from m.staleness),
+        'last_attempt_ok', m.last_attempt_ok, 'last_error', m.last_error,
+        'consecutive_failures', m.consecutive_failures) order by m.matview::text), '[]')
+      from ballast.matview_status m),
+    'cleanup', (select coalesce(jsonb_agg(jsonb_build_object(
+        'table_name', c.table_name, 'enabled', c.enabled, 'retain', c.retain::text, 'last_run_at', c.last_run_at,
+        'last_stopped_by', c.last_stopped_by, 'last_rows_deleted', c.last_rows_deleted, 'last_error', c.last_error,
+        'rows_behind', c.rows_behind, 'schedules_behind', c.schedules_behind, 'next_run_at', c.next_run_at)
+        order by c.table_name), '[]')
+      from ballast.cleanup_status c));
+end;
+$$ language plpgsql stable security definer set search_path = pg_catalog, pg_temp;
+comment on function app_public.operations_health() is
+  E'The admin page''s health panels as one JSON object: cache invalidation queue (ballast.cache_invalidation_stats), every registered materialized view (ballast.matview_status) and every cleanup policy (ballast.cleanup_status). Only an admin of the session''s organisation (42501 otherwise). SECURITY DEFINER is safe because it checks admin rights first and returns only aggregate operational state, no application rows; the views it reads are owner-only.';
+revoke all on function app_public.operations_health() from public;
+grant execute on function app_public.operations_health() to ballast_member, ballast_admin;
+
+---- seed_example_data
+---- Development: two organisations with an admin and a member each, and a few funds. Idempotent.
+create or replace function app_private.seed_example_data()
+returns table (user_id uuid, user_name text, email text, org_id uuid, org_name text, role text) as $$
+begin
+  insert into app_public.organizations (id, name) values
+    ('00000000-0000-4000-a000-00000000000a', 'Acme Capital'),
+    ('00000000-0000-4000-a000-00000000000b', 'Globex Partners')
+  on conflict (id) do nothing;
+  insert into app_public.users (id, email, name) values
+    ('00000000-0000-4000-b000-000000000001', 'ada@acme.example', 'Ada (admin, Acme)'),
+    ('00000000-0000-4000-b000-000000000002', 'max@acme.example', 'Max (member, Acme)'),
+    ('00000000-0000-4000-b000-000000000003', 'gia@globex.example', 'Gia (admin, Globex)')
+  on conflict (id) do nothing;
+  insert into app_public.memberships (org_id, user_id, role) values
+    ('00000000-0000-4000-a000-00000000000a', '00000000-0000-4000-b000-000000000001', 'admin'),
+    ('00000000-0000-4000-a000-00000000000a', '00000000-0000-4000-b000-000000000002', 'member'),
+    ('00000000-0000-4000-a000-00000000000b', '00000000-0000-4000-b000-000000000003', 'admin')
+  on conflict on constraint memberships_pkey do nothing;
+  insert into app_public.funds (org_id, name, size, irr)
+    select f.org_id::uuid, f.name, f.size, f.irr
+      from (values ('00000000-0000-4000-a000-00000000000a', 'Acme Growth I', 25000000.00, 0.1420),
+                   ('00000000-0000-4000-a000-00000000000a', 'Acme Credit II', 40000000.00, 0.0810),
+                   ('00000000-0000-4000-a000-00000000000b', 'Globex Ventures', 12000000.00, 0.2150)) f (org_id, name, size, irr)
+     where not exists (select 1 from app_public.funds x where x.org_id = f.org_id::uuid and x.name = f.name);
+  return query
+    select u.id, u.name, u.email, o.id, o.name, m.role
+      from app_public.memberships m
+      join app_public.users u on u.id = m.user_id
+      join app_public.organizations o on o.id = m.org_id
+     where u.id::text like '00000000-0000-4000-b000-%'
+     order by o.name, m.role, u.name;
+end;
+$$ language plpgsql volatile;
+comment on function app_private.seed_example_data() is
+  E'Development only (npm start runs it with GRAPHILE_ENV=development): two organisations, an admin and a member of Acme Capital and an admin of Globex Partners, with fixed ids; returns them. Idempotent; runs as the caller (the owner).';
+revoke all on function app_private.seed_example_data() from public;
