@@ -1,6 +1,6 @@
 // journeys: realistic traffic through a real API process, k6-style. Virtual users pick a journey by the
 // seeds' mix — 80% viewers (list funds, open one), 15% creators (create a fund with an Idempotency-Key,
-// then update it), 5% admins (org report: funds and memberships) — with think time between steps.
+// then update it), 5% admins (org report: funds and memberships, then the audit log) — with think time between steps.
 // Reports p50/p95/p99 and error rate per journey against thresholds (p95 < 300 ms, errors < 0.1%), writes
 // bench/results/journeys.json and an SVG chart of latency over time, bench/results/journeys.svg.
 // Args: [seconds=30] [virtualUsers=20] [thinkMs=200]. Users and orgs are created with a 'bench-journeys'
@@ -27,21 +27,24 @@ export async function run(ctx: BenchContext): Promise<boolean> {
                    delete from app_public.users where email like 'bench-journeys-%';
                    delete from ballast.idempotency_keys where key like 'bench-journeys-%';`;
   await ctx.query(cleanup);
-  // Two orgs, each with 10 members and 2 admins, and 50 funds.
-  const people = (await ctx.query<{ user_id: string; org_id: string; role: string }>(`
+  // Two orgs, each with 10 members, 2 admins who read reports and 20 admins who create funds, and 50 funds.
+  // Creators are distinct users, as in life: the API's default mutation limit (burst 60, 1/s per user)
+  // is meant for one person's pace, and the journey's pace per creator stays well under it.
+  const people = (await ctx.query<{ user_id: string; org_id: string; role: string; n: number }>(`
     with o as (insert into app_public.organizations (name) select 'bench-journeys ' || i from generate_series(1, 2) i returning id),
          u as (insert into app_public.users (email, name) select 'bench-journeys-' || i || '@example.com', 'bench user ' || i
-               from generate_series(1, 24) i returning id, split_part(split_part(email, '-', 3), '@', 1)::int as n),
+               from generate_series(1, 64) i returning id, split_part(split_part(email, '-', 3), '@', 1)::int as n),
          m as (insert into app_public.memberships (org_id, user_id, role)
-               select (select id from o order by id offset (u.n % 2) limit 1), u.id, case when u.n <= 4 then 'admin' else 'member' end from u
+               select (select id from o order by id offset (u.n % 2) limit 1), u.id, case when u.n <= 4 or u.n > 24 then 'admin' else 'member' end from u
                returning org_id, user_id, role),
          f as (insert into app_public.funds (org_id, name, size) select o.id, 'bench-journeys fund ' || i, i * 1000 from o, generate_series(1, 50) i)
-    select user_id::text, org_id::text, role from m`)).rows;
+    select m.user_id::text, m.org_id::text, m.role, u.n from m join u on u.id = m.user_id`)).rows;
   const token = async (p: { user_id: string; org_id: string; role: string }) =>
     new SignJWT({ org_id: p.org_id, role: p.role }).setProtectedHeader({ alg: 'HS256' }).setSubject(p.user_id)
       .setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
   const members = await Promise.all(people.filter((p) => p.role === 'member').map(async (p) => ({ ...p, jwt: await token(p) })));
-  const admins = await Promise.all(people.filter((p) => p.role === 'admin').map(async (p) => ({ ...p, jwt: await token(p) })));
+  const admins = await Promise.all(people.filter((p) => p.role === 'admin' && p.n <= 4).map(async (p) => ({ ...p, jwt: await token(p) })));
+  const creators = await Promise.all(people.filter((p) => p.role === 'admin' && p.n > 24).map(async (p) => ({ ...p, jwt: await token(p) })));
 
   const api = await startApiProcess();
   const samples: Sample[] = [];
@@ -75,7 +78,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       await gql('viewer', 'open fund', u.jwt, 'query($id: BigInt!) { fundByRowId(rowId: $id) { rowId name size irr createdAt } }', { id });
     },
     creator: async () => {
-      const u = pick(admins);
+      const u = pick(creators);
       const key = `bench-journeys-${process.pid}-${++seq}`;
       const created = await gql('creator', 'create fund', u.jwt, 'mutation($f: FundInput!) { createFund(input: { fund: $f }) { fund { rowId } } }',
         { f: { orgId: u.org_id, name: `bench-journeys new ${seq}`, size: '1000' } }, { 'idempotency-key': key });
@@ -88,6 +91,8 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       await gql('admin', 'org report', u.jwt, '{ allFunds { totalCount nodes { size } } allMemberships { totalCount nodes { role userId } } }');
       await think();
       await gql('admin', 'members', u.jwt, '{ allUsers(first: 50) { nodes { rowId name email } } }');
+      await think();
+      await gql('admin', 'audit log', u.jwt, '{ auditLog(first: 25) { totalCount nodes { rowId occurredAt tableName op actorName requestId } } }');
     },
   };
   const chooseJourney = (): Journey => {
