@@ -40,6 +40,7 @@ export class ApiMetrics {
   readonly httpDuration: client.Histogram<'method' | 'route' | 'status'>;
   readonly graphqlOperations: client.Counter<'operation_name' | 'operation_type'>;
   readonly rateLimited: client.Counter<'class'>;
+  readonly rateLimitDbTakes: client.Counter;
   readonly rowsDropped: client.Counter<'writer'>;
   readonly writerFailures: client.Counter<'writer'>;
   readonly dbUp: client.Gauge;
@@ -61,6 +62,9 @@ export class ApiMetrics {
     });
     this.rateLimited = new client.Counter({
       name: 'ballast_rate_limited_total', help: 'Requests refused with 429 by the rate limiter, by operation class', labelNames: ['class'], registers,
+    });
+    this.rateLimitDbTakes = new client.Counter({
+      name: 'ballast_rate_limit_db_takes_total', help: 'Round trips the rate limiter made to the shared buckets in PostgreSQL (one reserves a batch of tokens)', registers,
     });
     // Zero from the start, so rate() and alerts see the series before the first refusal.
     for (const cls of ['query', 'mutation']) this.rateLimited.labels({ class: cls }).inc(0);

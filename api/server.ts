@@ -76,7 +76,7 @@ export async function startApi(config: ApiConfig, logger: Logger): Promise<Api> 
     body({ path: '/graphql', limitBytes: config.bodyLimitBytes }),
     jwt(verifier),
     dbGuard(guard),
-    rateLimit(new RateLimiter(pool), config, guard, metrics),
+    rateLimit(new RateLimiter(pool, () => metrics.rateLimitDbTakes.inc()), config, guard, metrics),
     idempotency(pool, config), // after jwt: the key's scope is the JWT subject
     graphql(pgl.createServ(grafserv).createHandler()),
   ];

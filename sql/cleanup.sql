@@ -793,7 +793,8 @@ returns table (tbl text, time_column name, retain interval, batch_size int, sche
     -- expires_at is when a key stops being valid; an hour of grace past expiry, hourly
     ('ballast.idempotency_keys', 'expires_at'::name, interval '1 hour', 1000, '7 * * * *', 'idempotency keys an hour after they expire'),
     -- unprocessed rows have processed_at null and never match
-    ('ballast.cache_invalidation_queue', 'processed_at'::name, interval '1 day', 1000, '27 * * * *', 'processed cache invalidations older than a day'),
+    -- an hour of delivered rows feeds cache_invalidation_stats.delivered_last_hour; kept small, so every 5 minutes
+    ('ballast.cache_invalidation_queue', 'processed_at'::name, interval '1 hour', 1000, '*/5 * * * *', 'delivered cache invalidations an hour after delivery'),
     ('ballast.performance_metrics', 'created_at'::name, interval '7 days', 1000, '37 * * * *', 'request metrics older than 7 days'),
     ('ballast.mv_refresh_log', 'started_at'::name, interval '30 days', 1000, '47 3 * * *', 'materialized view refresh log older than 30 days'),
     ('ballast.cleanup_runs', 'started_at'::name, interval '30 days', 1000, '52 3 * * *', 'cleanup runs older than 30 days'),
@@ -871,3 +872,14 @@ returns table (check_name text, ok boolean, detail text) as $$
 $$ language sql stable;
 comment on function ballast.verify__cleanup() is
   E'Cleanup checks for verify_migration_success(): each policy has an index leading with its time column, a pg_cron job, and is at most 2 schedules behind; each built-in policy whose table exists is installed.';
+
+---- metrics__cleanup
+---- Gauges for the API's /metrics (ballast.metrics_snapshot() in sql/api.sql): seconds since each policy last finished a run.
+create or replace function ballast.metrics__cleanup()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+  select 'ballast_cleanup_seconds_since_run', 'Seconds since a cleanup policy last finished a run',
+         jsonb_build_object('policy', r.policy::text), extract(epoch from now() - max(r.finished_at))::float8
+  from ballast.cleanup_runs r where r.finished_at is not null group by r.policy::text
+$$ language sql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__cleanup() is
+  E'Gauges for /metrics: seconds since each cleanup policy last finished a run (cleanup lag).';

@@ -282,3 +282,16 @@ returns table (check_name text, ok boolean, detail text) as $$
 $$ language sql stable;
 comment on function ballast.verify__idempotency() is
   E'verify_migration_success() checks: ballast.idempotency_keys has a valid unique btree on (scope, key) and a btree led by expires_at.';
+
+---- metrics__idempotency
+---- Gauges for the API's /metrics (ballast.metrics_snapshot() in sql/api.sql): live keys and keys in progress.
+create or replace function ballast.metrics__idempotency()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+  select 'ballast_idempotency_keys_live', 'Idempotency keys not yet expired', '{}'::jsonb, count(*)::float8
+  from ballast.idempotency_keys k where k.expires_at > now()
+  union all
+  select 'ballast_idempotency_keys_in_progress', 'Idempotency keys whose request is still running', '{}'::jsonb, count(*)::float8
+  from ballast.idempotency_keys k where k.status = 'in_progress' and k.expires_at > now()
+$$ language sql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__idempotency() is
+  E'Gauges for /metrics: idempotency keys not yet expired, and those whose request is still running.';

@@ -524,23 +524,9 @@ $$ language plpgsql volatile;
 comment on function ballast.requeue_cache_invalidation_dead_letters(bigint[]) is
   E'Move dead-lettered cache tags (all, or those with the given ids) back into the queue with fresh retries; returns how many tags were queued.';
 
----- cleanup_cache_invalidations
----- Deletes delivered rows older than keep.
-create or replace function ballast.cleanup_cache_invalidations(keep interval default '1 hour')
-returns int as $$
-declare
-  v_n int;
-begin
-  if keep is null or keep < interval '0' then
-    raise exception using errcode = '22023', message = format('keep must be an interval of zero or more, got %s', coalesce(keep::text, 'null'));
-  end if;
-  delete from ballast.cache_invalidation_queue where processed_at < now() - keep;
-  get diagnostics v_n = row_count;
-  return v_n;
-end;
-$$ language plpgsql volatile;
-comment on function ballast.cleanup_cache_invalidations(interval) is
-  E'Delete delivered cache tags older than keep (default 1 hour); pg_cron runs it every minute.';
+-- Delivered rows are deleted by the cleanup capability's built-in policy on cache_invalidation_queue
+-- (an hour after delivery, every 5 minutes, in batches): one owner for every retention rule.
+drop function if exists ballast.cleanup_cache_invalidations(interval);
 
 -- Monitoring: one row.
 create or replace view ballast.cache_invalidation_stats as
@@ -609,12 +595,21 @@ $$ language plpgsql stable;
 comment on function ballast.verify__invalidation() is
   E'Invalidation checks for verify_migration_success(): every invalidate_on_change table keeps its triggers, no orphan triggers, and a warning for dead letters older than a day.';
 
--- Delivered rows are kept an hour for monitoring, then deleted (pg_cron only in cron.database_name).
-do $$
-begin
-  if to_regnamespace('cron') is not null then
-    perform cron.schedule('ballast_cache_invalidation_cleanup', '* * * * *',
-                          'select ballast.cleanup_cache_invalidations()');
-  end if;
-end
-$$;
+select ballast.unschedule_job('ballast_cache_invalidation_cleanup'); -- the job that did it before
+
+---- metrics__cache_invalidation
+---- Gauges for the API's /metrics (ballast.metrics_snapshot() in sql/api.sql): pending, oldest pending age, dead letters.
+create or replace function ballast.metrics__cache_invalidation()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+  select 'ballast_cache_invalidation_pending', 'Cache-invalidation tags not yet delivered', '{}'::jsonb, count(*)::float8
+  from ballast.cache_invalidation_queue q where q.processed_at is null
+  union all
+  select 'ballast_cache_invalidation_oldest_pending_seconds', 'Age of the oldest undelivered cache-invalidation tag (0 when none)', '{}'::jsonb,
+         coalesce(extract(epoch from now() - min(q.enqueued_at)), 0)::float8
+  from ballast.cache_invalidation_queue q where q.processed_at is null
+  union all
+  select 'ballast_cache_invalidation_dead_letters', 'Cache-invalidation tags that used up their retries', '{}'::jsonb, count(*)::float8
+  from ballast.cache_invalidation_dead_letters
+$$ language sql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__cache_invalidation() is
+  E'Gauges for /metrics: undelivered tags, age of the oldest, dead letters.';

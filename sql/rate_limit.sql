@@ -87,13 +87,7 @@ comment on function ballast.rate_limit_prune(int) is
   E'Delete up to batch_size rate-limit buckets that are full again (pg_cron runs it every 10 minutes); returns how many.';
 
 -- Full buckets are redundant: prune them every 10 minutes (pg_cron exists only in cron.database_name).
-do $$
-begin
-  if to_regnamespace('cron') is not null then
-    perform cron.schedule('ballast_rate_limit_prune', '*/10 * * * *', 'select ballast.rate_limit_prune()');
-  end if;
-end
-$$;
+select ballast.schedule_job('ballast_rate_limit_prune', '*/10 * * * *', 'select ballast.rate_limit_prune()');
 
 ---- verify__rate_limit
 ---- The rate limiter's checks: bucket table unlogged, the prune job (its grant: verify__api).

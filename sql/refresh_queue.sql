@@ -666,11 +666,7 @@ begin
     commit;
     perform ballast.unlock_matview_refresh(v);
   end loop;
-  -- the log keeps 30 days; at most 1000 rows go per call so this never becomes the slow part
-  delete from ballast.mv_refresh_log l
-  where l.id in (select x.id from ballast.mv_refresh_log x where x.started_at < now() - interval '30 days'
-                 order by x.started_at limit 1000);
-  commit;
+  -- the refresh log's retention (30 days) is the cleanup capability's built-in policy on mv_refresh_log
 end;
 $$ language plpgsql;
 comment on procedure ballast.process_materialized_view_refreshes(interval) is
@@ -760,10 +756,18 @@ comment on function ballast.verify__refresh_queue() is
   E'Refresh-queue checks for verify_migration_success(): the pg_cron job exists and is active, every registered view has its triggers on all sources, none failed its last 3 refreshes.';
 
 -- The processor, every minute, in the database pg_cron lives in (not in the shadow database).
-do $$
-begin
-  if to_regnamespace('cron') is not null then
-    perform cron.schedule('ballast_refresh_matviews', '* * * * *', 'call ballast.process_materialized_view_refreshes()');
-  end if;
-end
-$$;
+select ballast.schedule_job('ballast_refresh_matviews', '* * * * *', 'call ballast.process_materialized_view_refreshes()');
+
+---- metrics__refresh_queue
+---- Gauges for the API's /metrics (ballast.metrics_snapshot() in sql/api.sql): pending requests, seconds since each view's last good refresh.
+create or replace function ballast.metrics__refresh_queue()
+returns table (metric text, help text, labels jsonb, value double precision) as $$
+  select 'ballast_matview_refresh_pending', 'Rows in the materialized-view refresh queue', '{}'::jsonb, count(*)::float8
+  from ballast.materialized_view_refresh_queue
+  union all
+  select 'ballast_matview_seconds_since_refresh', 'Seconds since the last successful refresh of a materialized view',
+         jsonb_build_object('view', l.matview::text), extract(epoch from now() - max(l.finished_at))::float8
+  from ballast.mv_refresh_log l where l.ok group by l.matview::text
+$$ language sql stable set search_path = pg_catalog, pg_temp;
+comment on function ballast.metrics__refresh_queue() is
+  E'Gauges for /metrics: rows in the refresh queue; seconds since each view''s last successful refresh.';

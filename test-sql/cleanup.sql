@@ -4,7 +4,7 @@
 -- run_cleanup() commits per batch, which CALL cannot do inside this test's transaction: its loop
 -- (max_runtime, resume, a concurrent run skipping) is tested with real sessions in test/cleanup.test.ts.
 begin;
-select plan(74);
+select plan(76);
 
 -- pg_prove runs as the superuser; the tables belong to the owner, like the app's tables
 set local role ballast_owner;
@@ -207,6 +207,10 @@ select is((select builtin from ballast.cleanup_policies where tbl = 'ballast.cle
   'built-in: cleanup_runs is kept 30 days');
 select is((select retain from ballast.cleanup_policies where tbl = 'cron.job_run_details'::regclass), interval '7 days',
   'built-in: cron.job_run_details is kept 7 days');
+select is((select retain || ' ' || schedule from ballast.cleanup_policies where tbl = 'ballast.cache_invalidation_queue'::regclass),
+  '01:00:00 */5 * * * *', 'built-in: delivered cache invalidations go an hour after delivery, every 5 minutes');
+select is((select count(*)::int from cron.job where command ~ 'delete from ballast\.|cleanup_cache_invalidations'), 0,
+  'no other pg_cron job deletes ballast rows: the cleanup policies own retention');
 update ballast.cleanup_policies set retain = '90 days' where tbl = 'ballast.cleanup_runs'::regclass;
 select is((select count(*)::int from ballast.install_builtin_cleanup_policies() x where x = 'ballast.cleanup_runs'), 0,
   'installing the built-ins again adds nothing that is there');

@@ -26,9 +26,9 @@ const SECURITY_HEADERS = {
 };
 const DEV_TOKEN_TTL_SECONDS = 8 * 3600;
 
-function send(res: ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}): void {
+function send(res: ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}, head = false): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS, ...extra });
-  res.end(body);
+  res.end(head ? undefined : body);
 }
 
 export function admin(config: ApiConfig): Middleware {
@@ -52,6 +52,6 @@ export function admin(config: ApiConfig): Middleware {
     }
     const f = files.get(url);
     if (!f) return sendJson(res, 404, { error: `no such admin page: ${url}` });
-    send(res, 200, f.type, req.method === 'HEAD' ? '' : f.body, { 'cache-control': 'no-cache' });
+    send(res, 200, f.type, f.body, { 'cache-control': 'no-cache' }, req.method === 'HEAD');
   };
 }
