@@ -97,6 +97,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   const base: Run[] = [];
   const full: Run[] = [];
   let traceRows = 0;
+  let limiter = { takes: 0, requests: 0 };
   try {
     const bare = await startServer('bench/lib/api_bare_server.ts', { ...common, BENCH_CLAIMS: JSON.stringify(claims) });
     servers.push(bare.proc);
@@ -124,6 +125,10 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       ctx.progress(`round ${i + 1}/${rounds}: ballast API`);
       full.push(await load(api.url, { authorization: `Bearer ${token}` }, seconds, connections));
     }
+    // the rate limiter's round trips to the shared bucket, per GraphQL request (all of one subject: the hot-row case)
+    const metricsText = await (await fetch(`${api.url}/metrics`)).text();
+    const counter = (re: RegExp) => [...metricsText.matchAll(re)].reduce((n, x) => n + Number(x[1]), 0);
+    limiter = { takes: counter(/^ballast_rate_limit_db_takes_total (\d+)/gm), requests: counter(/^graphql_operations_total\{[^}]*\} (\d+)/gm) };
     await stopServer(api.proc); // flushes its trace buffer
     traceRows = (await ctx.query<{ n: number }>('select count(*)::int as n from ballast.performance_metrics where user_id = $1', [userId])).rows[0].n;
   } finally {
@@ -145,7 +150,9 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       goal: { op: '>=', ratio: 0.8, text: '≥ 0.8x' }, note: `median of ${rounds} runs of ${seconds} s each; ${failures} non-2xx or errors in all runs` },
     { metric: 'latency p50', baseline: m(base, 'p50'), ballast: m(full, 'p50'), unit: 'ms' },
     { metric: 'latency p99', baseline: m(base, 'p99'), ballast: m(full, 'p99'), unit: 'ms', goal: { op: '<=', value: 50, text: '≤ 50 ms' } },
+    { metric: 'rate-limit round trips to PostgreSQL / GraphQL requests', baseline: limiter.requests, ballast: limiter.takes, unit: 'trips',
+      note: 'baseline column: requests; one subject at 32 connections, tokens reserved in batches (api/rate_limit.ts)' },
     { metric: 'trace rows written / requests served (full stack)', baseline: served, ballast: traceRows, unit: 'rows',
       note: 'warm-up and check requests are traced too, so rows can exceed the requests measured' },
-  ], { seconds, rounds, connections, base, full });
+  ], { seconds, rounds, connections, base, full, limiter });
 }
