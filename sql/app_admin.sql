@@ -3,6 +3,22 @@
 -- organisation with 42501, so a member sees why (the API's "why denied" hint) instead of an empty page.
 -- The example users that `npm start` seeds in development, for the page's token-minting page, are here too.
 
+---- assert_current_org_admin
+---- Raises 42501, naming the function and what it does, unless the session is an admin of its organisation.
+create or replace function app_private.assert_current_org_admin(fn text, action text)
+returns void as $$
+begin
+  if not app_private.is_current_org_admin() then
+    raise exception 'permission denied for function %: only an administrator of the organisation may %', fn, action
+      using errcode = '42501',
+            hint = 'Sign in with a token whose role claim is admin, as a user whom app_public.memberships lists as an admin of the organisation.';
+  end if;
+end;
+$$ language plpgsql stable;
+comment on function app_private.assert_current_org_admin(text, text) is
+  E'Raise 42501 (the API turns it into a "why denied" hint) unless the session''s role claim is admin and app_public.memberships agrees; fn and action name what was refused.';
+grant execute on function app_private.assert_current_org_admin(text, text) to ballast_member, ballast_admin;
+
 ---- audit_log
 ---- The session organisation's audit log, newest first, filtered by table, actor, request id and time.
 create or replace function app_public.audit_log(
@@ -13,11 +29,7 @@ create or replace function app_public.audit_log(
   until timestamptz default null)
 returns setof app_public.audit_log_entry as $$
 begin
-  if not app_private.is_current_org_admin() then
-    raise exception 'permission denied for function audit_log: only an administrator of the organisation may read its audit log'
-      using errcode = '42501',
-            hint = 'Sign in with a token whose role claim is admin, as a user whom app_public.memberships lists as an admin of the organisation.';
-  end if;
+  perform app_private.assert_current_org_admin('audit_log', 'read its audit log');
   if since is not null and until is not null and since > until then
     raise exception 'audit_log: since (%) is after until (%); give a range that starts before it ends', since, until
       using errcode = '22023';
@@ -67,11 +79,7 @@ grant execute on function ballast.audited_tables_list() to ballast_member, balla
 create or replace function app_public.operations_health()
 returns jsonb as $$
 begin
-  if not app_private.is_current_org_admin() then
-    raise exception 'permission denied for function operations_health: only an administrator may read the operations panels'
-      using errcode = '42501',
-            hint = 'Sign in with a token whose role claim is admin, as a user whom app_public.memberships lists as an admin of the organisation.';
-  end if;
+  perform app_private.assert_current_org_admin('operations_health', 'read the operations panels');
   return jsonb_build_object(
     'checked_at', now(),
     'audited_tables', (select coalesce(jsonb_agg(t), '[]') from ballast.audited_tables_list() t),
