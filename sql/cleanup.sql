@@ -503,7 +503,7 @@ create or replace function ballast.add_cleanup_policy(
   schedule text default '17 * * * *',
   extra_condition text default null,
   max_runtime interval default '50 seconds',
-  batch_pause interval default '20 milliseconds'
+  batch_pause interval default '60 milliseconds'
 ) returns ballast.cleanup_policies as $$
   insert into ballast.cleanup_policies as p (tbl, time_column, retain, batch_size, schedule, extra_condition, max_runtime, batch_pause)
   values (tbl, time_column, retain, batch_size, schedule, extra_condition, max_runtime, batch_pause)

@@ -1,7 +1,7 @@
 // cleanup: what deleting a million expired rows does to the writers of the same table.
 // A table with `expired` rows past retention and `live` rows; 8 pgbench clients update live rows and
 // insert new ones for the whole run. Phase A: no cleanup (baseline latency). Phase B: ballast's
-// run_cleanup() until done (batches of 1000, FOR UPDATE SKIP LOCKED, a commit each, 20 ms apart). Phase C: one
+// run_cleanup() until done (batches of 1000, FOR UPDATE SKIP LOCKED, a commit each, batch_pause apart: 60 ms by default). Phase C: one
 // `DELETE ... WHERE created_at < now() - retain` on a fresh copy of the table (the naive way).
 //
 // The machine is shared (2 cores, other jobs come and go), so back-to-back phases drift by more than
@@ -13,7 +13,7 @@
 // sampler reads pg_locks and pg_stat_activity every 50 ms: the longest lock wait and the deleter's
 // longest transaction.
 //
-//   npm run bench -- cleanup [expired=1000000] [live=200000] [clients=8] [baseline_seconds=10] [on_s=3] [off_s=3] [batch=1000] [pause_ms=<policy default, 20>]
+//   npm run bench -- cleanup [expired=1000000] [live=200000] [clients=8] [baseline_seconds=10] [on_s=3] [off_s=3] [batch=1000] [pause_ms=<policy default, 60>]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
