@@ -21,7 +21,7 @@ if (env.GRAPHILE_ENV === 'development') {
   const owner = await connect(cfg.ownerUrl);
   try {
     const { rows } = await owner.query<{ user_name: string }>('select user_name from app_private.seed_example_data()');
-    log(`admin page: http://${env.HOST || '127.0.0.1'}:${env.PORT || '5678'}/admin (development sign-in: ${rows.map((r) => r.user_name).join(', ')})`);
+    log(`admin page: http://${process.env.HOST || '127.0.0.1'}:${process.env.PORT || '5678'}/admin (development sign-in: ${rows.map((r) => r.user_name).join(', ')})`);
   } finally {
     await owner.end();
   }
