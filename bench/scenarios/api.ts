@@ -2,12 +2,12 @@
 // 32 autocannon connections, against (baseline) bare PostGraphile with the same preset and a fixed
 // member identity (bench/lib/api_bare_server.ts) and (ballast) the full API process (api/main.ts:
 // request id, pino-http logging at info, metrics, tracing into ballast.performance_metrics, CORS,
-// body limits, JWT verification, a PostgreSQL rate-limit take per request, query limits).
+// body limits, JWT verification, the rate limiter's token reservations, query limits).
 //
-// Fixture (app_public.funds has RLS forced and, until the access capability lands, no policies): one
-// bench organisation with 1,000 funds inserted as the superuser, `grant select on app_public.funds to
-// ballast_member` (only if not granted already) and a policy `bench_api_member_reads_org_funds` (member
-// reads its org's funds, by the org_id claim) — all removed at the end, with the traces and buckets.
+// Fixture: one bench organisation with 1,000 funds inserted as the superuser and a member of it (a
+// memberships row), so both servers read through the app's own RLS policy `funds_select` (sql/app.sql);
+// `grant select on app_public.funds to ballast_member` only if not granted already. All removed at the
+// end, with the traces and buckets.
 //
 //   npm run bench -- api [seconds per run = 15] [rounds = 2] [connections = 32]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -85,9 +85,6 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   await ctx.query(`insert into app_public.funds (org_id, name, size, irr)
     select $1, 'Fund ' || i, (i * 1000000)::numeric, (i % 20) / 100.0 from generate_series(1, 1000) i`, [orgId]);
   if (!granted) await ctx.query('grant select on app_public.funds to ballast_member');
-  await ctx.query(`drop policy if exists bench_api_member_reads_org_funds on app_public.funds`);
-  await ctx.query(`create policy bench_api_member_reads_org_funds on app_public.funds for select to ballast_member
-    using (org_id = (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'org_id')::uuid)`);
 
   const claims = { sub: userId, org_id: orgId, role: 'member' };
   const now = Math.floor(Date.now() / 1000);
@@ -134,7 +131,6 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   } finally {
     for (const p of servers) await stopServer(p);
     ctx.progress('cleanup');
-    await ctx.query('drop policy if exists bench_api_member_reads_org_funds on app_public.funds');
     if (!granted) await ctx.query('revoke select on app_public.funds from ballast_member');
     await ctx.query('delete from app_public.organizations where id = $1', [orgId]);
     await ctx.query('delete from app_public.users where id = $1', [userId]);
