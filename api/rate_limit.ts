@@ -23,8 +23,8 @@ function sub(s: { sub?: string }): boolean {
   return typeof s.sub === 'string' && s.sub !== '';
 }
 
-export const RESERVATION_MS = 2000;
-export const MAX_BATCH = 64;
+const RESERVATION_MS = 2000;
+const MAX_BATCH = 64;
 const REFUSAL_MEMORY_MS = 100; // requests that waited on a refused take are refused without asking again
 const SWEEP_AT = 10_000; // reservations kept before expired ones are swept
 
@@ -40,7 +40,7 @@ type Reservation = {
 };
 
 /** The most tokens one take may reserve for a limit: a tenth of its capacity, at most MAX_BATCH. */
-export function maxBatch(limit: NonNullable<RateLimit>): number {
+function maxBatch(limit: NonNullable<RateLimit>): number {
   return Math.max(1, Math.min(MAX_BATCH, Math.floor(limit.capacity / 10)));
 }
 

@@ -63,17 +63,6 @@ comment on function app_public.audit_log(text, uuid, text, timestamptz, timestam
 revoke all on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) from public;
 grant execute on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) to ballast_member, ballast_admin;
 
----- audited_tables_list
----- The audited tables' names, for the admin page's filter (audited_tables itself is owner-only).
-create or replace function ballast.audited_tables_list()
-returns setof text as $$
-  select table_name from ballast.audited_tables order by 1
-$$ language sql stable security definer set search_path = pg_catalog, pg_temp;
-comment on function ballast.audited_tables_list() is
-  E'The names (schema.table) of the tables with audit triggers. SECURITY DEFINER: ballast.audited_tables is owner-only; the names alone reveal no rows.';
-revoke all on function ballast.audited_tables_list() from public;
-grant execute on function ballast.audited_tables_list() to ballast_member, ballast_admin;
-
 ---- operations_health
 ---- The admin page's health panels: invalidation queue, materialized views, cleanup policies.
 create or replace function app_public.operations_health()
@@ -84,18 +73,11 @@ begin
     'checked_at', now(),
     'audited_tables', (select coalesce(jsonb_agg(t), '[]') from ballast.audited_tables_list() t),
     'invalidation', (select to_jsonb(s) from ballast.cache_invalidation_stats s),
-    'matviews', (select coalesce(jsonb_agg(jsonb_build_object(
-        'matview', m.matview::text, 'populated', m.populated, 'pending_since', m.pending_since,
-        'last_refresh_at', m.last_refresh_at, 'staleness_s', extract(epoch from m.staleness),
-        'last_attempt_ok', m.last_attempt_ok, 'last_error', m.last_error,
-        'consecutive_failures', m.consecutive_failures) order by m.matview::text), '[]')
+    -- the views' own columns, so a column added there reaches the page; staleness also in seconds
+    'matviews', (select coalesce(jsonb_agg(to_jsonb(m) || jsonb_build_object('staleness_s', extract(epoch from m.staleness))
+                                           order by m.matview::text), '[]')
       from ballast.matview_status m),
-    'cleanup', (select coalesce(jsonb_agg(jsonb_build_object(
-        'table_name', c.table_name, 'enabled', c.enabled, 'retain', c.retain::text, 'last_run_at', c.last_run_at,
-        'last_stopped_by', c.last_stopped_by, 'last_rows_deleted', c.last_rows_deleted, 'last_error', c.last_error,
-        'rows_behind', c.rows_behind, 'schedules_behind', c.schedules_behind, 'next_run_at', c.next_run_at)
-        order by c.table_name), '[]')
-      from ballast.cleanup_status c));
+    'cleanup', (select coalesce(jsonb_agg(to_jsonb(c) order by c.table_name), '[]') from ballast.cleanup_status c));
 end;
 $$ language plpgsql stable security definer set search_path = pg_catalog, pg_temp;
 comment on function app_public.operations_health() is

@@ -278,6 +278,17 @@ comment on view ballast.admin_audit_log is
   E'The audit log as an organisation admin sees it: rows of their organisation only (RLS on ballast.audit_log); members see nothing.';
 grant select on ballast.admin_audit_log to ballast_member, ballast_admin;
 
+---- audited_tables_list
+---- The audited tables' names, e.g. the admin page's filter (audited_tables itself is owner-only).
+create or replace function ballast.audited_tables_list()
+returns setof text as $$
+  select table_name from ballast.audited_tables order by 1
+$$ language sql stable security definer set search_path = pg_catalog, pg_temp;
+comment on function ballast.audited_tables_list() is
+  E'The names (schema.table) of the tables with audit triggers. SECURITY DEFINER: ballast.audited_tables is owner-only; the names alone reveal no rows.';
+revoke all on function ballast.audited_tables_list() from public;
+grant execute on function ballast.audited_tables_list() to ballast_member, ballast_admin;
+
 ---- verify__audit
 ---- Every audited table still has its four audit triggers; the audit log is still append-only.
 create or replace function ballast.verify__audit()

@@ -80,7 +80,7 @@ async function renderSignIn() {
   if (!r || r.status !== 200) return;
   const { logins } = await r.json();
   $('#dev-login-list').replaceChildren(...logins.map((l) => el('li', {},
-    el('button', { type: 'button', 'data-email': l.email, onclick: () => signIn(l.token) }, `Sign in as ${l.userName}`),
+    el('button', { type: 'button', onclick: () => signIn(l.token) }, `Sign in as ${l.userName}`),
     ` ${l.role} of ${l.orgName}`)));
   show('#dev-logins', true);
 }
@@ -114,13 +114,20 @@ async function renderSignedIn() {
   $('#whoami').textContent = `${claims.sub} · ${claims.role ?? 'no role'} · org ${claims.org_id ?? 'none'}`;
   try {
     await loadHealth();
-    show('#health', true);
-    show('#audit', true);
-    await loadAudit();
   } catch (e) {
-    if (e instanceof Denied) showDenied(e);
-    else { $('#audit-error').textContent = e.message; show('#audit-error', true); show('#audit', true); }
+    return report(e);
   }
+  show('#health', true);
+  show('#audit', true);
+  await reloadAudit();
+}
+
+/** A refusal shows the denial and its hint; any other error shows above the audit table. */
+function report(e) {
+  if (e instanceof Denied) return showDenied(e);
+  $('#audit-error').textContent = e.message;
+  show('#audit-error', true);
+  show('#audit', true);
 }
 
 function fmtTime(t) { return t ? new Date(t).toLocaleString() : '—'; }
@@ -185,17 +192,14 @@ async function loadAudit() {
 }
 
 async function reloadAudit() {
-  try { await loadAudit(); } catch (e) {
-    if (e instanceof Denied) showDenied(e);
-    else { $('#audit-error').textContent = e.message; show('#audit-error', true); }
-  }
+  try { await loadAudit(); } catch (e) { report(e); }
 }
 
 // ---- wiring
 
 $('#token-form').addEventListener('submit', (e) => { e.preventDefault(); signIn($('#token').value); });
 $('#sign-out').addEventListener('click', signOut);
-$('#health-refresh').addEventListener('click', () => loadHealth().catch((e) => (e instanceof Denied ? showDenied(e) : null)));
+$('#health-refresh').addEventListener('click', () => loadHealth().catch(report));
 $('#audit-filters').addEventListener('submit', (e) => {
   e.preventDefault();
   filters = readFilters();

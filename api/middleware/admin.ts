@@ -7,7 +7,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import type { ApiConfig } from '../config.ts';
-import { sendJson } from '../health.ts';
 import { EXAMPLE_LOGINS, mintLoginToken } from '../admin/example_users.ts';
 import type { Middleware } from './compose.ts';
 
@@ -26,10 +25,12 @@ const SECURITY_HEADERS = {
 };
 const DEV_TOKEN_TTL_SECONDS = 8 * 3600;
 
+/** Every answer under /admin, files and JSON alike, carries the security headers. */
 function send(res: ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}, head = false): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS, ...extra });
   res.end(head ? undefined : body);
 }
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function admin(config: ApiConfig): Middleware {
   if (!config.adminPage) return async (_req, _res, next) => next();
@@ -39,19 +40,18 @@ export function admin(config: ApiConfig): Middleware {
     const url = (req.url ?? '').split('?')[0];
     if (url !== '/admin' && !url.startsWith('/admin/')) return next();
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return send(res, 405, 'application/json', JSON.stringify({ error: `${req.method} is not allowed on ${url}; use GET` }), { allow: 'GET, HEAD' });
+      return send(res, 405, JSON_TYPE, JSON.stringify({ error: `${req.method} is not allowed on ${url}; use GET` }), { allow: 'GET, HEAD' });
     }
     if (url === '/admin/dev-tokens') {
       if (!config.adminDevTokens || jwt.kind !== 'hs256') {
-        return sendJson(res, 404, { error: 'development sign-in is off (ADMIN_DEV_TOKENS=on with an HS256 JWT key turns it on, outside production)' });
+        return send(res, 404, JSON_TYPE, JSON.stringify({ error: 'development sign-in is off (ADMIN_DEV_TOKENS=on with an HS256 JWT key turns it on, outside production)' }));
       }
       const opts = { secret: jwt.secret, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: DEV_TOKEN_TTL_SECONDS };
       const logins = await Promise.all(EXAMPLE_LOGINS.map(async (l) => ({ ...l, token: await mintLoginToken(l, opts) })));
-      res.setHeader('cache-control', 'no-store');
-      return sendJson(res, 200, { expiresInSeconds: DEV_TOKEN_TTL_SECONDS, logins });
+      return send(res, 200, JSON_TYPE, JSON.stringify({ expiresInSeconds: DEV_TOKEN_TTL_SECONDS, logins }), { 'cache-control': 'no-store' });
     }
     const f = files.get(url);
-    if (!f) return sendJson(res, 404, { error: `no such admin page: ${url}` });
+    if (!f) return send(res, 404, JSON_TYPE, JSON.stringify({ error: `no such admin page: ${url}` }));
     send(res, 200, f.type, f.body, { 'cache-control': 'no-cache' }, req.method === 'HEAD');
   };
 }
