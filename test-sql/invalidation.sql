@@ -2,7 +2,7 @@
 -- bulk changes), the inbox merge, claims with leases, ack, backoff, dead letters, checks and bad input.
 -- One transaction, so now() stands still: lease and backoff times are exact.
 begin;
-select plan(67);
+select plan(75);
 
 create schema tap_inv;
 create table tap_inv.funds (
@@ -68,6 +68,8 @@ select lives_ok($$select ballast.invalidate_on_change('tap_inv.funds',
 
 -------------------------------------------------------------------------------- triggers
 update tap_inv.funds set size = size + 1 where id = 7;
+select is((select count(*)::int from ballast.cache_invalidation_inbox), 2,
+          'update of one row: an inbox row per transition row (OLD, NEW), no aggregate');
 select is(tap_inv.take_inbox(), '{fund:7,funds,name:x,org:2:funds}', 'update: one row renders every template once');
 update tap_inv.funds set org_id = 3 where id = 7;
 select is(tap_inv.take_inbox(), '{fund:7,funds,name:x,org:2:funds,org:3:funds}', 'update: OLD and NEW values both render');
@@ -83,6 +85,21 @@ select is(cardinality(tap_inv.take_inbox()), 50 + 5 + 3, 'update of 50 rows (OLD
 update tap_inv.funds set size = size + 1 where id <= 80;
 select is(cardinality(tap_inv.take_inbox()), 80 + 5 + 3, 'update of 80 rows: counted per template, 80 fund tags ≤ 100 do not collapse');
 select is((select count(*)::int from ballast.cache_invalidation_inbox), 0, 'take_inbox empties the inbox');
+update tap_inv.funds set size = size + 1 where id <= 16;
+select is((select count(*)::int from ballast.cache_invalidation_inbox), 32, 'update of 16 rows: still a row per transition row');
+select is(cardinality(tap_inv.take_inbox()), 16 + 5 + 3, 'update of 16 rows: every tag');
+update tap_inv.funds set size = size + 1 where id <= 17;
+select is((select count(*)::int from ballast.cache_invalidation_inbox), 1, 'update of 17 rows: one aggregated inbox row');
+select is(cardinality(tap_inv.take_inbox()), 17 + 5 + 3, 'update of 17 rows: every tag');
+-- the trigger runs as the writer: a member may write the table and so append to the inbox, from the trigger only
+grant usage on schema tap_inv to ballast_member;
+grant select, update on tap_inv.funds to ballast_member;
+set local role ballast_member;
+update tap_inv.funds set size = size + 1 where id = 11;
+select throws_ok($$insert into ballast.cache_invalidation_inbox (tags) values ('{spam}')$$, '42501', null,
+                 'inbox: a plain INSERT by a member (not from a trigger) is refused');
+reset role;
+select is(tap_inv.take_inbox(), '{fund:11,funds,name:x,org:1:funds}', 'a member''s update appends its tags through the trigger');
 update tap_inv.funds set size = size + 1;
 select is(tap_inv.take_inbox(), '{fund:,funds,name:x,names,org:0:funds,org:1:funds,org:2:funds,org:3:funds,org:4:funds}',
           'bulk update of 1200 rows: fund collapses, 5 orgs do not, the long name already collapsed');
@@ -102,6 +119,9 @@ select is(ballast.merge_cache_invalidation_inbox(), 3, 'merge: distinct tags of 
 insert into ballast.cache_invalidation_inbox (tags) values ('{m:1,m:4}');
 select is(ballast.merge_cache_invalidation_inbox(), 1, 'merge: a tag pending and unclaimed absorbs the new one');
 select is((select count(*)::int from ballast.cache_invalidation_inbox), 0, 'merge: the inbox is empty');
+insert into ballast.cache_invalidation_inbox (tags) values (array['m:5', repeat('z', 513)]);
+select is(ballast.merge_cache_invalidation_inbox(), 1, 'merge: a tag over 512 characters in the inbox is dropped, the rest merge');
+delete from ballast.cache_invalidation_queue where tag = 'm:5';
 
 select is((select array_agg(tag order by tag) from ballast.drain_cache_invalidation_queue(10, 30)), '{m:1,m:2,m:3,m:4}',
           'drain: claims the due rows');
