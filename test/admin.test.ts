@@ -97,22 +97,22 @@ describe('admin page', () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForFunction(() => document.querySelectorAll('#audit-table tbody tr[data-id]').length === 1);
     assert.match(await page.locator('#audit-table tbody').textContent() ?? '', new RegExp(`Acme ${RUN} #12`));
-    assert.match(await page.locator('#audit-page').textContent() ?? '', /page 1 of 1 · 1 entries/);
+    assert.match(await page.locator('#audit-page').textContent() ?? '', /^page 1 · entries 1–1$/);
 
     await page.locator('#audit-filters input[name=requestId]').fill('');
     await page.locator('#audit-filters select[name=tableName]').selectOption('app_public.funds');
     await page.locator('#audit-filters select[name=first]').selectOption('10');
     await page.getByRole('button', { name: 'Filter' }).click();
-    await page.waitForFunction(() => /^page 1 of \d+/.test(document.querySelector('#audit-page')?.textContent ?? '')
+    await page.waitForFunction(() => /^page 1 · entries 1–10 · more$/.test(document.querySelector('#audit-page')?.textContent ?? '')
       && document.querySelectorAll('#audit-table tbody tr[data-id]').length === 10);
     const firstPage = await page.locator('#audit-table tbody tr[data-id]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-id'))));
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.waitForFunction(() => /^page 2 of/.test(document.querySelector('#audit-page')?.textContent ?? ''));
+    await page.waitForFunction(() => /^page 2 · entries 11–/.test(document.querySelector('#audit-page')?.textContent ?? ''));
     const secondPage = await page.locator('#audit-table tbody tr[data-id]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-id'))));
     assert.ok(secondPage.length > 0 && Math.max(...secondPage) < Math.min(...firstPage), `page 2 (${secondPage}) is older than page 1 (${firstPage})`);
     assert.match(await page.locator('#audit-table tbody').textContent() ?? '', new RegExp(`Acme ${RUN} #2\\b`), 'the older changes are on page 2');
     await page.getByRole('button', { name: 'Previous' }).click();
-    await page.waitForFunction(() => /^page 1 of/.test(document.querySelector('#audit-page')?.textContent ?? ''));
+    await page.waitForFunction(() => /^page 1 · entries 1–10/.test(document.querySelector('#audit-page')?.textContent ?? ''));
     await page.close();
   });
 

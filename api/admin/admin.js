@@ -5,7 +5,6 @@ const $ = (sel) => document.querySelector(sel);
 
 const AUDIT_QUERY = `query AdminAuditLog($tableName: String, $actorId: UUID, $requestId: String, $since: Datetime, $until: Datetime, $first: Int!, $after: Cursor) {
   auditLog(tableName: $tableName, actorId: $actorId, requestId: $requestId, since: $since, until: $until, first: $first, after: $after) {
-    totalCount
     pageInfo { hasNextPage endCursor }
     nodes { rowId occurredAt tableName op recordId changedColumns actorId actorName requestId oldValues newValues }
   }
@@ -185,8 +184,11 @@ async function loadAudit() {
     el('td', {}, el('code', {}, changes(n)))));
   $('#audit-table tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '7' }, 'no entries match'))]));
   cursors[page + 1] = log.pageInfo.endCursor;
-  const pages = Math.max(1, Math.ceil(log.totalCount / filters.first));
-  $('#audit-page').textContent = `page ${page + 1} of ${pages} · ${log.totalCount} entries`;
+  // No totalCount: counting an organisation's whole log on every page would grow with the log.
+  const from = page * filters.first;
+  $('#audit-page').textContent = log.nodes.length
+    ? `page ${page + 1} · entries ${from + 1}–${from + log.nodes.length}${log.pageInfo.hasNextPage ? ' · more' : ''}`
+    : `page ${page + 1} · no entries`;
   $('#audit-prev').disabled = page === 0;
   $('#audit-next').disabled = !log.pageInfo.hasNextPage;
 }

@@ -92,7 +92,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       await think();
       await gql('admin', 'members', u.jwt, '{ allUsers(first: 50) { nodes { rowId name email } } }');
       await think();
-      await gql('admin', 'audit log', u.jwt, '{ auditLog(first: 25) { totalCount nodes { rowId occurredAt tableName op actorName requestId } } }');
+      await gql('admin', 'audit log', u.jwt, '{ auditLog(first: 25) { pageInfo { hasNextPage } nodes { rowId occurredAt tableName op actorName requestId } } }');
     },
   };
   const chooseJourney = (): Journey => {
