@@ -19,22 +19,17 @@ comment on function app_private.assert_current_org_admin(text, text) is
   E'Raise 42501 (the API turns it into a "why denied" hint) unless the session''s role claim is admin and app_public.memberships agrees; fn and action name what was refused.';
 grant execute on function app_private.assert_current_org_admin(text, text) to ballast_member, ballast_admin;
 
----- audit_log
----- The session organisation's audit log, newest first, filtered by table, actor, request id and time.
-create or replace function app_public.audit_log(
-  table_name text default null,
-  actor_id uuid default null,
-  request_id text default null,
-  since timestamptz default null,
-  until timestamptz default null)
-returns setof app_public.audit_log_entry as $$
+---- audit_log_arguments_valid
+---- The checks of app_public.audit_log(): raises 42501 for anyone but an org admin, 22023 for bad filters.
+create or replace function app_private.audit_log_arguments_valid(table_name text, request_id text, since timestamptz, until timestamptz)
+returns boolean as $$
 begin
   perform app_private.assert_current_org_admin('audit_log', 'read its audit log');
   if since is not null and until is not null and since > until then
     raise exception 'audit_log: since (%) is after until (%); give a range that starts before it ends', since, until
       using errcode = '22023';
   end if;
-  if table_name is not null and not exists (select 1 from ballast.audited_tables_list() t where t = audit_log.table_name) then
+  if table_name is not null and not exists (select 1 from ballast.audited_tables_list() t where t = audit_log_arguments_valid.table_name) then
     raise exception 'audit_log: table_name % is not an audited table; audited tables are: %',
       quote_literal(table_name), (select string_agg(t, ', ' order by t) from ballast.audited_tables_list() t)
       using errcode = '22023';
@@ -42,22 +37,41 @@ begin
   if request_id is not null and (length(request_id) = 0 or length(request_id) > 200) then
     raise exception 'audit_log: request_id must be 1 to 200 characters, got %', length(request_id) using errcode = '22023';
   end if;
-  -- RLS on ballast.audit_log (audit_log_org_admin_read + the app's membership policy) limits the rows to
-  -- the session's organisation; the filter on org_id lets the planner use audit_log_org_id_idx.
-  return query
-    select a.id, a.occurred_at, a.table_name, a.op::text, a.record_id, a.old_values, a.new_values,
-           a.changed_columns, a.actor_id, u.name, a.request_id
-      from ballast.audit_log a
-      left join app_public.users u on u.id = a.actor_id
-     where a.org_id = (select ballast.current_org_id())
-       and (audit_log.table_name is null or a.table_name = audit_log.table_name)
-       and (audit_log.actor_id is null or a.actor_id = audit_log.actor_id)
-       and (audit_log.request_id is null or a.request_id = audit_log.request_id)
-       and (since is null or a.occurred_at >= since)
-       and (until is null or a.occurred_at < until)
-     order by a.id desc;
+  return true;
 end;
 $$ language plpgsql stable;
+comment on function app_private.audit_log_arguments_valid(text, text, timestamptz, timestamptz) is
+  E'True, or raises: 42501 unless the session is an admin of its organisation, 22023 for since after until, a table that is not audited, or an empty or overlong request id. The checks of app_public.audit_log().';
+grant execute on function app_private.audit_log_arguments_valid(text, text, timestamptz, timestamptz) to ballast_member, ballast_admin;
+
+---- audit_log
+---- The session organisation's audit log, newest first, filtered by table, actor, request id and time.
+-- A plain SQL function so that PostgreSQL inlines it into PostGraphile's query: the page's LIMIT then
+-- reaches the index scan on (org_id, id), where a PL/pgSQL RETURN QUERY would first materialise the
+-- organisation's whole log on every page. The argument check has no column in it, so the planner runs it
+-- once, as a gating condition, before reading any row.
+create or replace function app_public.audit_log(
+  table_name text default null,
+  actor_id uuid default null,
+  request_id text default null,
+  since timestamptz default null,
+  until timestamptz default null)
+returns setof app_public.audit_log_entry as $$
+  -- RLS on ballast.audit_log (audit_log_org_admin_read + the app's membership policy) limits the rows to
+  -- the session's organisation; the filter on org_id lets the planner use audit_log_org_id_idx.
+  select a.id, a.occurred_at, a.table_name, a.op::text, a.record_id, a.old_values, a.new_values,
+         a.changed_columns, a.actor_id, u.name, a.request_id
+    from ballast.audit_log a
+    left join app_public.users u on u.id = a.actor_id
+   where app_private.audit_log_arguments_valid(audit_log.table_name, audit_log.request_id, audit_log.since, audit_log.until)
+     and a.org_id = (select ballast.current_org_id())
+     and (audit_log.table_name is null or a.table_name = audit_log.table_name)
+     and (audit_log.actor_id is null or a.actor_id = audit_log.actor_id)
+     and (audit_log.request_id is null or a.request_id = audit_log.request_id)
+     and (audit_log.since is null or a.occurred_at >= audit_log.since)
+     and (audit_log.until is null or a.occurred_at < audit_log.until)
+   order by a.id desc
+$$ language sql stable;
 comment on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) is
   E'The audit log of the session''s organisation, newest first; every filter is optional: table_name (schema.table, one of the audited tables), actor_id, request_id (the API''s X-Request-Id), since (inclusive) and until (exclusive). Only an admin of the organisation: anyone else gets 42501 with a hint. 22023 for an unknown table, an empty or overlong request id, or since after until.';
 revoke all on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) from public;
