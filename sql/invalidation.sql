@@ -13,13 +13,13 @@
 -- * Dedup happens when the worker's drain merges the inbox, against queue rows nobody has claimed yet.
 --   The inbox rows it merges are committed, and the pending row that absorbs them is claimed by this or a
 --   later transaction, so a purge never overtakes the commit it is for.
--- * The queue's functions run with enable_seqscan = off. The queue is usually near empty (drained, then
---   cleaned), and PL/pgSQL keeps one generic plan per session: planned on an empty queue, the claim sorted
---   a sequential scan of the whole queue and the ack scanned it again, per batch, for as long as a burst
---   lasted (bench invalidation part 3 on a freshly emptied queue: 18k tags/s). The merge must still scan
---   the inbox, which has no index; with enable_seqscan off that plan's cost includes the planner's
---   "disabled" penalty, far above jit_above_cost, so these functions also run with jit = off (otherwise
---   every batch spent ~70% of its time compiling with LLVM: 7k tags/s).
+-- * The queue's functions keep index plans whatever the statistics say (enable_seqscan, and for the claim
+--   enable_sort and enable_bitmapscan, off). The queue is usually near empty, and PL/pgSQL keeps one
+--   generic plan per session: planned on an empty queue, the drain's update of the claimed ids scanned the
+--   whole queue per batch for as long as a burst lasted (bench invalidation part 3 from a freshly emptied
+--   queue: 4.8k tags/s, 42.6k with the index). Those settings reach the merge the drain calls, whose scan
+--   of the inbox (no index) then carries the planner's "disabled" penalty, far above jit_above_cost: drain
+--   and merge run with jit = off, or every batch compiles with LLVM (~70% of the time; 7k tags/s).
 -- * Triggers are generated per table with static SQL, so PL/pgSQL caches their plans (no EXECUTE, no
 --   re-planning per statement). A statement with few rows renders every template in one INSERT; a big
 --   one counts distinct placeholder values per template and collapses above collapse_above.
@@ -416,7 +416,7 @@ begin
   get diagnostics v_n = row_count;
   return v_n;
 end;
-$$ language plpgsql volatile set enable_seqscan = off set jit = off;
+$$ language plpgsql volatile set jit = off;
 comment on function ballast.merge_cache_invalidation_inbox(int) is
   E'Move up to max_rows inbox rows (one per triggering statement) into cache_invalidation_queue, skipping tags an unclaimed pending row enqueued within the last minute already covers; returns the queue rows added. drain_cache_invalidation_queue() calls it.';
 
@@ -454,10 +454,11 @@ begin
              for update skip locked))
     returning q.id, q.tag, q.attempts;
 end;
-$$ language plpgsql volatile set enable_seqscan = off set jit = off
+$$ language plpgsql volatile set jit = off
 -- Claim in id order by walking the pending index, whatever the statistics say: right after a burst of
 -- inserts they still say "empty", and a bitmap scan plus sort of every pending row per claim is 3x slower.
-set enable_sort = off set enable_bitmapscan = off;
+-- The same for the update of the claimed ids: without enable_seqscan = off it scanned the whole queue.
+set enable_sort = off set enable_bitmapscan = off set enable_seqscan = off;
 comment on function ballast.drain_cache_invalidation_queue(int, int) is
   E'Merge the trigger inbox, then claim up to batch_size due cache tags for lease_seconds (skip locked, so consumers run side by side). Ack or fail them; unacknowledged rows come back when the lease ends.';
 
@@ -480,7 +481,7 @@ begin
   get diagnostics v_n = row_count;
   return v_n;
 end;
-$$ language plpgsql volatile set enable_seqscan = off set jit = off
+$$ language plpgsql volatile
 set enable_seqscan = off;  -- look the batch up by id, even when stale statistics call the queue empty
 comment on function ballast.ack_cache_invalidations(bigint[]) is
   E'Mark claimed cache tags delivered; returns how many were still pending.';
@@ -524,7 +525,7 @@ begin
   select count(*)::int, min(r.next_attempt_at) into rescheduled, next_attempt_at from r;
   return next;
 end;
-$$ language plpgsql volatile set enable_seqscan = off set jit = off
+$$ language plpgsql volatile
 set enable_seqscan = off;  -- look the batch up by id, even when stale statistics call the queue empty
 comment on function ballast.fail_cache_invalidations(bigint[], text, int, int) is
   E'Record a failed delivery of claimed cache tags: retry after backoff_base_ms * 2^(retry_count-1), capped at backoff_max_ms; after max_retries failures the row moves to cache_invalidation_dead_letters.';
