@@ -8,6 +8,7 @@ import pg from 'pg';
 import { ROOT, type DbConfig } from '../../scripts/lib/config.ts';
 import { PG_BIN } from '../../scripts/lib/system.ts';
 import { formatTable } from '../../scripts/lib/table.ts';
+import { machineTicks, postmasterPid, serverCpuMs, stealPercent } from './cpu.ts';
 
 export type Row = {
   metric: string; // what is measured, e.g. "single-row UPDATE TPS, 8 clients"
@@ -30,7 +31,13 @@ export type BenchContext = {
 };
 
 export type PgbenchOptions = { script: string; clients: number; seconds: number; user?: string; vars?: Record<string, string | number> };
-export type PgbenchResult = { tps: number; transactions: number; latencyP50Ms: number; latencyP99Ms: number; failed: number };
+export type PgbenchResult = {
+  tps: number; transactions: number; latencyP50Ms: number; latencyP99Ms: number; failed: number;
+  /** CPU the whole local cluster spent per transaction (µs): unlike TPS, barely moved by other load. NaN when not measurable. */
+  serverCpuUsPerTx: number;
+  /** Share of the machine the hypervisor stole during the run (%); NaN when unknown. */
+  stealPct: number;
+};
 
 export function median(xs: number[]): number {
   return percentile(xs, 50);
@@ -65,6 +72,9 @@ export async function runPgbench(cfg: DbConfig, o: PgbenchOptions): Promise<Pgbe
   const env = { ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: o.user ?? decodeURIComponent(url.username),
     PGPASSWORD: decodeURIComponent(url.password), PGDATABASE: cfg.dbName };
   const vars = Object.entries(o.vars ?? {}).flatMap(([k, v]) => ['-D', `${k}=${v}`]);
+  const postmaster = cfg.managed ? postmasterPid(cfg.dataDir) : null;
+  const cpu0 = postmaster === null ? null : serverCpuMs(postmaster);
+  const ticks0 = machineTicks();
   const r = await $({ cwd: dir, env, quiet: true, nothrow: true })`${PG_BIN}/pgbench -n -c ${o.clients} -j ${Math.min(o.clients, 2)} -T ${o.seconds} -f ${scriptFile} -l --log-prefix=${path.join(dir, 'log')} ${vars}`;
   if (r.exitCode !== 0 && !/number of transactions actually processed/.test(r.stdout)) {
     throw new Error(`pgbench failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
@@ -76,11 +86,30 @@ export async function runPgbench(cfg: DbConfig, o: PgbenchOptions): Promise<Pgbe
       if (cols.length >= 3) lat.push(Number(cols[2]) / 1000); // microseconds → ms
     }
   }
+  const cpu1 = postmaster === null ? null : serverCpuMs(postmaster);
+  const stealPct = stealPercent(ticks0, machineTicks()) ?? NaN;
   fs.rmSync(dir, { recursive: true, force: true });
   const tps = Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
   const transactions = Number(/actually processed: (\d+)/.exec(r.stdout)?.[1] ?? 0);
   const failed = Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1] ?? 0);
-  return { tps, transactions, latencyP50Ms: percentile(lat, 50), latencyP99Ms: percentile(lat, 99), failed };
+  const serverCpuUsPerTx = cpu0 !== null && cpu1 !== null && transactions > 0 ? ((cpu1 - cpu0) * 1000) / transactions : NaN;
+  return { tps, transactions, latencyP50Ms: percentile(lat, 50), latencyP99Ms: percentile(lat, 99), failed, serverCpuUsPerTx, stealPct };
+}
+
+/**
+ * A row "server CPU per transaction" for two sets of pgbench runs, with the steal seen meanwhile; none when
+ * the cluster is not local. TPS on a virtual machine moves with what the neighbours do; CPU per
+ * transaction hardly does, so the two rows together tell cost from noise.
+ */
+export function serverCpuRows(metric: string, baseline: PgbenchResult[], ballast: PgbenchResult[]): Row[] {
+  const b = median(baseline.map((x) => x.serverCpuUsPerTx));
+  const o = median(ballast.map((x) => x.serverCpuUsPerTx));
+  if (!Number.isFinite(b) || !Number.isFinite(o)) return [];
+  const steal = (xs: PgbenchResult[]) => median(xs.map((x) => x.stealPct));
+  const [sb, so] = [steal(baseline), steal(ballast)];
+  const uneven = Math.abs(sb - so) > 5 ? '; the two sides ran under different steal, so their TPS ratio says more about the neighbours than about ballast' : '';
+  return [{ metric, baseline: b, ballast: o, unit: 'µs cpu',
+    note: `CPU of every server process per transaction (from /proc; median of the same runs); CPU stolen by the hypervisor meanwhile: ${fmt(sb)}% / ${fmt(so)}%${uneven}` }];
 }
 
 function fmt(n: number): string {

@@ -6,9 +6,9 @@
 //      on p50 and p99)
 // Every request-shaped transaction sets request.jwt.claims and request.id like the API does, on both sides.
 // Usage: npm run bench -- access [seconds per pgbench run = 8] [rounds = 2] [funds = 1000000]
-import fs from 'node:fs';
 import pg from 'pg';
-import { median, report, type BenchContext, type PgbenchResult } from '../lib/harness.ts';
+import { median, report, serverCpuRows, type BenchContext, type PgbenchResult } from '../lib/harness.ts';
+import { processCpuMs } from '../lib/cpu.ts';
 
 const ROWS = 100_000;
 const ORGS = 1_000;
@@ -41,23 +41,13 @@ select id, name, size, irr from app_public.funds where org_id = ${ORG(':o')};
 commit;
 `;
 
-/** CPU time (user + system, ms) a local backend has used so far; null when the server is not on this machine. */
-function backendCpuMs(pid: number): number | null {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in ticks of 10 ms (USER_HZ = 100)
-  } catch {
-    return null;
-  }
-}
-
 /** Wall time and, on a local server, the backend's CPU time of one statement: CPU stays meaningful on a busy machine. */
 async function timed(client: pg.Client, pid: number, sql: string): Promise<{ wall: number; cpu: number | null }> {
-  const cpu0 = backendCpuMs(pid);
+  const cpu0 = processCpuMs(pid);
   const t = performance.now();
   await client.query(sql);
   const wall = performance.now() - t;
-  const cpu1 = backendCpuMs(pid);
+  const cpu1 = processCpuMs(pid);
   return { wall, cpu: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0 };
 }
 
@@ -147,6 +137,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       { metric: 'single-row UPDATE TPS, 8 clients: audit off → on', baseline: med(tps.plain, (x) => x.tps), ballast: med(tps.audited, (x) => x.tps),
         unit: 'tps', goal: { op: '>=', ratio: 0.7, text: '≥ 0.7x' } },
       { metric: 'single-row UPDATE p99 latency', baseline: med(tps.plain, (x) => x.latencyP99Ms), ballast: med(tps.audited, (x) => x.latencyP99Ms), unit: 'ms' },
+      ...serverCpuRows('single-row UPDATE, server CPU per transaction', tps.plain, tps.audited),
       { metric: '100k-row bulk UPDATE: audit off → on', baseline: median(bulk.plain), ballast: median(bulk.audited),
         unit: 'ms', goal: { op: '<=', ratio: 3, text: '≤ 3x' } },
       ...(bulkCpu.plain.length ? [{ metric: '100k-row bulk UPDATE, backend CPU time', baseline: median(bulkCpu.plain), ballast: median(bulkCpu.audited),

@@ -13,7 +13,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ROOT } from '../../scripts/lib/config.ts';
-import { median, report, type BenchContext, type Row } from '../lib/harness.ts';
+import { median, report, serverCpuRows, type BenchContext, type PgbenchResult, type Row } from '../lib/harness.ts';
 
 const S = 'bench_invalidation';
 const TEMPLATES = `array['fund:{id}', 'org:{org_id}:funds', 'funds']`;
@@ -130,6 +130,7 @@ async function singleRowTps(ctx: BenchContext, seconds: number, rounds: number):
   const script = `\\set id random(1, 100000)\nupdate ${S}.funds set size = size + 1, updated_at = now() where id = :id;\n`;
   const res: Record<'none' | 'ballast' | 'wake' | 'floor', { tps: number[]; p99: number[] }> =
     { none: { tps: [], p99: [] }, ballast: { tps: [], p99: [] }, wake: { tps: [], p99: [] }, floor: { tps: [], p99: [] } };
+  const runs: Record<'none' | 'ballast', PgbenchResult[]> = { none: [], ballast: [] };
   for (let r = 0; r < rounds; r++) {
     for (const mode of ['none', 'ballast'] as const) {
       ctx.progress(`part 2: 8 clients, single-row UPDATE (${mode})`, r + 1, rounds);
@@ -138,6 +139,7 @@ async function singleRowTps(ctx: BenchContext, seconds: number, rounds: number):
       const p = await ctx.pgbench({ script, clients: 8, seconds });
       res[mode].tps.push(p.tps);
       res[mode].p99.push(p.latencyP99Ms);
+      runs[mode].push(p);
       await clearKit(ctx, since);
     }
   }
@@ -158,12 +160,13 @@ async function singleRowTps(ctx: BenchContext, seconds: number, rounds: number):
       { metric: 'single-row UPDATE TPS, 8 clients', baseline: none, ballast: median(res.ballast.tps), unit: 'tps',
         goal: { op: '>=', ratio: 0.9, text: '≥ 0.9x' }, note: `baseline: no trigger; median of ${rounds} × ${seconds} s, alternating` },
       { metric: 'single-row UPDATE p99, 8 clients', baseline: median(res.none.p99), ballast: median(res.ballast.p99), unit: 'ms' },
+      ...serverCpuRows('single-row UPDATE, server CPU per transaction', runs.none, runs.ballast),
       { metric: 'same, trigger that only appends a row', baseline: none, ballast: median(res.floor.tps), unit: 'tps',
         note: 'ballast column: the floor of any statement trigger with a transition table that writes (one run)' },
       { metric: 'same, job_key wake-up upserted per statement', baseline: none, ballast: median(res.wake.tps), unit: 'tps',
         note: 'ballast column: the hot row the design avoids (one run, for comparison)' },
     ],
-    extra: { tps: res },
+    extra: { tps: res, serverCpuUsPerTx: { none: runs.none.map((x) => x.serverCpuUsPerTx), ballast: runs.ballast.map((x) => x.serverCpuUsPerTx) } },
   };
 }
 
