@@ -457,7 +457,7 @@ begin
       and c.jobname not in (select ballast.cleanup_job_name(p.tbl) from ballast.cleanup_policies p
                             where p.enabled and exists (select 1 from pg_class k where k.oid = p.tbl))
   loop
-    perform cron.unschedule(j.jobname);
+    perform ballast.unschedule_job(j.jobname);
   end loop;
   for j in
     select ballast.cleanup_job_name(p.tbl) as jobname, p.schedule, ballast.cleanup_job_command(p) as command

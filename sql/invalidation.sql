@@ -202,6 +202,7 @@ declare
   v_distinct text;
   v_src text;
   v_count_src text;
+  v_uncounted_max int; -- the most rows a statement may change and render every template without counting (UPDATE: OLD+NEW)
   v_body text := '';
   v_op text;
   i int;
@@ -256,6 +257,7 @@ begin
     v_src := case v_op when 'INSERT' then 'ballast_new' when 'DELETE' then 'ballast_old'
                        else format('(select %1$s from ballast_new union all select %1$s from ballast_old)', v_col_list) end;
     v_count_src := case v_op when 'DELETE' then 'ballast_old' else 'ballast_new' end;
+    v_uncounted_max := case v_op when 'UPDATE' then collapse_above / 2 else collapse_above end;
     v_row_exprs := '{}';
     v_parts := '{}';
     for v_t in select * from jsonb_to_recordset(v_templates)
@@ -289,8 +291,8 @@ begin
     v_body := v_body || format($f$
   %1$s TG_OP = %2$L then
     insert into ballast.cache_invalidation_inbox (tags)
-    select array[%8$s] from %3$s d
-    where (select count(*) from %5$s) <= %9$s;
+    select array[%4$s] from %3$s d
+    where (select count(*) from %5$s) <= %8$s;
     if found then
       return null;
     end if;
@@ -311,9 +313,7 @@ begin
     where t.tag is not null
     having count(*) > 0;$f$,
       case v_op when 'INSERT' then 'if' else 'elsif' end, v_op, v_src, array_to_string(v_row_exprs, ', '),
-      v_count_src, case v_op when 'UPDATE' then collapse_above / 2 else collapse_above end,
-      array_to_string(v_parts, E'\n        union all '), array_to_string(v_row_exprs, ', '),
-      least(16, case v_op when 'UPDATE' then collapse_above / 2 else collapse_above end));
+      v_count_src, v_uncounted_max, array_to_string(v_parts, E'\n        union all '), least(16, v_uncounted_max));
   end loop;
 
   execute format($f$

@@ -6,14 +6,24 @@ import path from 'node:path';
 
 const TICK_MS = 10; // USER_HZ = 100 on Linux
 
+/** The fields of /proc/<pid>/stat after the command name (so index 1 is field 4, ppid), or null. */
+function statFields(pid: number): string[] | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  } catch {
+    return null; // gone, or not readable
+  }
+}
+
+/** Sum of the given stat fields in ms (11 utime, 12 stime, 13 cutime, 14 cstime). */
+function ticksMs(f: string[], ...idx: number[]): number {
+  return idx.reduce((ms, i) => ms + Number(f[i]) * TICK_MS, 0);
+}
+
 /** utime + stime of one process in ms, or null when it is gone or unreadable. */
 export function processCpuMs(pid: number): number | null {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-  } catch {
-    return null;
-  }
+  const f = statFields(pid);
+  return f && ticksMs(f, 11, 12);
 }
 
 /** The postmaster pid of a local cluster (first line of postmaster.pid), or null. */
@@ -33,22 +43,14 @@ export function postmasterPid(dataDir: string): number | null {
  * between, connections that closed meanwhile included.
  */
 export function serverCpuMs(postmaster: number): number | null {
-  let ms = 0;
-  try {
-    const own = fs.readFileSync(`/proc/${postmaster}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    ms += (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) * TICK_MS; // utime stime cutime cstime
-  } catch {
-    return null;
-  }
+  const own = statFields(postmaster);
+  if (!own) return null;
+  let ms = ticksMs(own, 11, 12, 13, 14);
   for (const entry of fs.readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === postmaster) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      if (Number(stat[1]) === postmaster) ms += (Number(stat[11]) + Number(stat[12])) * TICK_MS; // field 4: ppid
-    } catch {
-      // the process ended while we looked (its time is now the postmaster's cutime)
-    }
+    const f = statFields(pid); // null: it ended while we looked, and its time is now the postmaster's cutime
+    if (f && Number(f[1]) === postmaster) ms += ticksMs(f, 11, 12);
   }
   return ms;
 }
