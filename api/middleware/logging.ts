@@ -11,7 +11,7 @@ import { isProbe } from './on_done.ts';
 
 function extras(req: http.IncomingMessage): Record<string, unknown> {
   const s = maybeState(req);
-  const props: Record<string, unknown> = {};
+  const props: Record<string, unknown> = { reqId: s?.id ?? req.id };
   if (s?.error) props.error = s.error;
   if (s?.graphql) props.operation = { type: s.graphql.operationType, name: s.graphql.operationName };
   if (s?.claims) props.sub = s.claims.sub;
@@ -22,7 +22,9 @@ export function logging(logger: Logger, probeSampleRate: number): Middleware {
   const httpLogger = pinoHttp({
     logger: logger as never, // pino-http 11 is typed against pino 10; the API's logger is pino 9
     genReqId: (req) => state(req).id,
-    quietReqLogger: true,
+    // Not quietReqLogger: that makes a second pino child per request only to carry reqId, which the
+    // completion line gets from extras() instead (and the request's own logger from request_id.ts).
+    quietReqLogger: false,
     customLogLevel: (req, res, err) => {
       if (err || res.statusCode >= 500) return 'error';
       if (res.statusCode >= 400) return 'warn';

@@ -24,7 +24,10 @@ export function requestId(logger: Logger): Middleware {
       if (given !== undefined) forged.set(req, Array.isArray(given) ? given.join(', ') : given);
     }
     res.setHeader('x-request-id', id);
-    setState(req, { id, startedAt: performance.now(), claims: null, role: 'ballast_anonymous', log: logger.child({ reqId: id }), pgSettings: {} });
+    // The request's logger is made on first use: most requests log only pino-http's completion line
+    // (api/middleware/logging.ts), and a pino child costs about as much as that line.
+    let log: Logger | undefined;
+    setState(req, { id, startedAt: performance.now(), claims: null, role: 'ballast_anonymous', get log() { return (log ??= logger.child({ reqId: id })); }, pgSettings: {} });
     await next();
   };
 }

@@ -18,6 +18,7 @@ import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
 import { ROOT } from '../../scripts/lib/config.ts';
 import { median, report, type BenchContext } from '../lib/harness.ts';
+import { postmasterPid, processCpuMs, serverCpuMs } from '../lib/cpu.ts';
 
 const SECRET = 'bench-api-secret-0123456789abcdef0123456789abcdef';
 const QUERY = 'query ListFunds { allFunds(first: 20, orderBy: [PRIMARY_KEY_ASC]) { nodes { id name size irr } } }';
@@ -59,14 +60,30 @@ async function stopServer(proc: ChildProcess): Promise<void> {
   await exited;
 }
 
-type Run = { rps: number; p50: number; p99: number; non2xx: number; errors: number; requests: number };
+/** One load run; the CPU figures are µs per request (NaN where /proc cannot tell: another OS, a remote database). */
+type Run = { rps: number; p50: number; p99: number; non2xx: number; errors: number; requests: number; apiCpuUs: number; dbCpuUs: number; loadCpuUs: number };
 
-async function load(url: string, headers: Record<string, string>, seconds: number, connections: number): Promise<Run> {
+/** CPU ms of: the server process, the database cluster, this process (autocannon's load generation). */
+function cpuNow(serverPid: number | undefined, postmaster: number | null): [number | null, number | null, number] {
+  const own = process.cpuUsage();
+  return [serverPid === undefined ? null : processCpuMs(serverPid), postmaster === null ? null : serverCpuMs(postmaster), (own.user + own.system) / 1000];
+}
+
+async function load(server: { url: string; proc: ChildProcess }, headers: Record<string, string>, seconds: number, connections: number, postmaster: number | null): Promise<Run> {
+  const before = cpuNow(server.proc.pid, postmaster);
   const r = await autocannon({
-    url: `${url}/graphql`, method: 'POST', connections, duration: seconds,
+    url: `${server.url}/graphql`, method: 'POST', connections, duration: seconds,
     headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: QUERY }),
   });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors, requests: r['2xx'] };
+  const after = cpuNow(server.proc.pid, postmaster);
+  const total = r['2xx'] + r.non2xx;
+  const perRequest = (i: number) => {
+    const [a, b] = [before[i], after[i]];
+    // a reading that went down (a process's time counted in neither reading) is no reading
+    return a === null || b === null || b < a || total === 0 ? NaN : ((b - a) * 1000) / total;
+  };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors, requests: r['2xx'],
+    apiCpuUs: perRequest(0), dbCpuUs: perRequest(1), loadCpuUs: perRequest(2) };
 }
 
 export async function run(ctx: BenchContext): Promise<boolean> {
@@ -76,6 +93,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   const orgId = randomUUID();
   const userId = randomUUID();
   const startedAt = new Date();
+  const postmaster = ctx.cfg.managed ? postmasterPid(ctx.cfg.dataDir) : null;
 
   ctx.progress('fixture: 1,000 funds, a member, a policy');
   const granted = (await ctx.query<{ g: boolean }>(`select has_table_privilege('ballast_member', 'app_public.funds', 'select') as g`)).rows[0].g;
@@ -114,13 +132,13 @@ export async function run(ctx: BenchContext): Promise<boolean> {
     await check(api.url, { authorization: `Bearer ${token}` });
 
     ctx.progress('warm-up');
-    await load(bare.url, {}, 3, connections);
-    await load(api.url, { authorization: `Bearer ${token}` }, 3, connections);
+    await load(bare, {}, 3, connections, postmaster);
+    await load(api, { authorization: `Bearer ${token}` }, 3, connections, postmaster);
     for (let i = 0; i < rounds; i++) {
       ctx.progress(`round ${i + 1}/${rounds}: bare PostGraphile`);
-      base.push(await load(bare.url, {}, seconds, connections));
+      base.push(await load(bare, {}, seconds, connections, postmaster));
       ctx.progress(`round ${i + 1}/${rounds}: ballast API`);
-      full.push(await load(api.url, { authorization: `Bearer ${token}` }, seconds, connections));
+      full.push(await load(api, { authorization: `Bearer ${token}` }, seconds, connections, postmaster));
     }
     // the rate limiter's round trips to the shared bucket, per GraphQL request (all of one subject: the hot-row case)
     const metricsText = await (await fetch(`${api.url}/metrics`)).text();
@@ -139,6 +157,18 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   }
 
   const m = (runs: Run[], k: keyof Run) => median(runs.map((r) => r[k]));
+  // Where each request's CPU goes. Server, database and load generator share this machine's cores, so a
+  // side that costs more CPU per request also slows the other two: these rows tell cost from noise.
+  function cpuRows(b: Run[], f: Run[]) {
+    const rows = [
+      { metric: 'CPU per request: API process (node)', key: 'apiCpuUs' as const },
+      { metric: 'CPU per request: PostgreSQL (every server process)', key: 'dbCpuUs' as const },
+      { metric: 'CPU per request: load generator (autocannon)', key: 'loadCpuUs' as const },
+    ];
+    const mf = (runs: Run[], k: 'apiCpuUs' | 'dbCpuUs' | 'loadCpuUs') => median(runs.map((x) => x[k]).filter(Number.isFinite));
+    return rows.filter((r) => Number.isFinite(mf(b, r.key)) && Number.isFinite(mf(f, r.key)))
+      .map((r) => ({ metric: r.metric, baseline: mf(b, r.key), ballast: mf(f, r.key), unit: 'µs cpu' }));
+  }
   const failures = [...base, ...full].reduce((n, r) => n + r.non2xx + r.errors, 0);
   const served = full.reduce((n, r) => n + r.requests, 0);
   return report('api', [
@@ -146,6 +176,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       goal: { op: '>=', ratio: 0.8, text: '≥ 0.8x' }, note: `median of ${rounds} runs of ${seconds} s each; ${failures} non-2xx or errors in all runs` },
     { metric: 'latency p50', baseline: m(base, 'p50'), ballast: m(full, 'p50'), unit: 'ms' },
     { metric: 'latency p99', baseline: m(base, 'p99'), ballast: m(full, 'p99'), unit: 'ms', goal: { op: '<=', value: 50, text: '≤ 50 ms' } },
+    ...cpuRows(base, full),
     { metric: 'rate-limit round trips to PostgreSQL / GraphQL requests', baseline: limiter.requests, ballast: limiter.takes, unit: 'trips',
       note: 'baseline column: requests; one subject at 32 connections, tokens reserved in batches (api/rate_limit.ts)' },
     { metric: 'trace rows written / requests served (full stack)', baseline: served, ballast: traceRows, unit: 'rows',
