@@ -82,7 +82,23 @@ begin
   me := coalesce(nullif(current_setting('ballast.idempotency_owner', true), ''),
                  set_config('ballast.idempotency_owner', gen_random_uuid()::text, false));
 
-  -- Each pass either answers or lost a race to a concurrent caller whose change it then reads.
+  -- Most keys are new: try the insert first, so a new key costs one statement instead of a lookup and an
+  -- insert. `do nothing` takes no lock on a row that is there already (a replay stays a read-only
+  -- transaction) and waits for an uncommitted inserter of the same key, like the insert below. Measured
+  -- (bench idempotency, 16 clients): begin+complete 0.56x -> 0.61x the seed's one-transaction store;
+  -- replays, which now pay the insert attempt too, 18.8k -> 14.2-14.7k lookups/s (p99 still < 3.5 ms).
+  insert into ballast.idempotency_keys as k
+    (scope, key, request_hash, status, status_code, response_body, locked_until, locked_by, created_at, expires_at)
+  values (idempotency_begin.scope, idempotency_begin.key, idempotency_begin.request_hash, 'in_progress',
+          null, null, t + lease, me, t, t + ttl)
+  on conflict on constraint idempotency_keys_pkey do nothing;
+  if found then
+    outcome := 'started';
+    return next;
+    return;
+  end if;
+
+  -- The key exists. Each pass either answers or lost a race to a concurrent caller whose change it then reads.
   for attempt in 1..5 loop
     select * into r from ballast.idempotency_keys k
     where k.scope = idempotency_begin.scope and k.key = idempotency_begin.key;

@@ -60,11 +60,9 @@ select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
 select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}');
 ` });
     ctx.progress(`SQL ballast, as the API calls it: begin with synchronous_commit off + complete, ${clients} clients, ${sqlSeconds} s`);
+    // `\\;` sends both statements as one simple-protocol message, one implicit transaction: the API's round trip
     const asApi = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
-begin;
-set local synchronous_commit = off;
-select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
-commit;
+select set_config('synchronous_commit', 'off', true) \\; select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
 select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}');
 ` });
     extra.pgbench = { seed, ballast, asApi };
