@@ -30,7 +30,9 @@ function send(res: ServerResponse, status: number, type: string, body: Buffer | 
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS, ...extra });
   res.end(head ? undefined : body);
 }
-const JSON_TYPE = 'application/json; charset=utf-8';
+function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  send(res, status, 'application/json; charset=utf-8', JSON.stringify(body), extra);
+}
 
 export function admin(config: ApiConfig): Middleware {
   if (!config.adminPage) return async (_req, _res, next) => next();
@@ -40,18 +42,18 @@ export function admin(config: ApiConfig): Middleware {
     const url = (req.url ?? '').split('?')[0];
     if (url !== '/admin' && !url.startsWith('/admin/')) return next();
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return send(res, 405, JSON_TYPE, JSON.stringify({ error: `${req.method} is not allowed on ${url}; use GET` }), { allow: 'GET, HEAD' });
+      return sendJson(res, 405, { error: `${req.method} is not allowed on ${url}; use GET` }, { allow: 'GET, HEAD' });
     }
     if (url === '/admin/dev-tokens') {
       if (!config.adminDevTokens || jwt.kind !== 'hs256') {
-        return send(res, 404, JSON_TYPE, JSON.stringify({ error: 'development sign-in is off (ADMIN_DEV_TOKENS=on with an HS256 JWT key turns it on, outside production)' }));
+        return sendJson(res, 404, { error: 'development sign-in is off (ADMIN_DEV_TOKENS=on with an HS256 JWT key turns it on, outside production)' });
       }
       const opts = { secret: jwt.secret, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: DEV_TOKEN_TTL_SECONDS };
       const logins = await Promise.all(EXAMPLE_LOGINS.map(async (l) => ({ ...l, token: await mintLoginToken(l, opts) })));
-      return send(res, 200, JSON_TYPE, JSON.stringify({ expiresInSeconds: DEV_TOKEN_TTL_SECONDS, logins }), { 'cache-control': 'no-store' });
+      return sendJson(res, 200, { expiresInSeconds: DEV_TOKEN_TTL_SECONDS, logins }, { 'cache-control': 'no-store' });
     }
     const f = files.get(url);
-    if (!f) return send(res, 404, JSON_TYPE, JSON.stringify({ error: `no such admin page: ${url}` }));
+    if (!f) return sendJson(res, 404, { error: `no such admin page: ${url}` });
     send(res, 200, f.type, f.body, { 'cache-control': 'no-cache' }, req.method === 'HEAD');
   };
 }

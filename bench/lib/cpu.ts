@@ -3,6 +3,7 @@
 // Linux only; everything returns null elsewhere (or for a server that is not on this machine).
 import fs from 'node:fs';
 import path from 'node:path';
+import type { DbConfig } from '../../scripts/lib/config.ts';
 
 const TICK_MS = 10; // USER_HZ = 100 on Linux
 
@@ -26,14 +27,23 @@ export function processCpuMs(pid: number): number | null {
   return f && ticksMs(f, 11, 12);
 }
 
-/** The postmaster pid of a local cluster (first line of postmaster.pid), or null. */
-export function postmasterPid(dataDir: string): number | null {
+/** The postmaster pid of the cluster when this project runs it on this machine (postmaster.pid), or null. */
+export function localPostmaster(cfg: Pick<DbConfig, 'managed' | 'dataDir'>): number | null {
+  if (!cfg.managed) return null;
   try {
-    const pid = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const pid = Number(fs.readFileSync(path.join(cfg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
     return null;
   }
+}
+
+/**
+ * µs of CPU per unit of work between two readings in ms; NaN when a reading is missing, there was no
+ * work, or the second reading is lower (a process's time counted in neither reading: no figure).
+ */
+export function cpuUsPer(beforeMs: number | null, afterMs: number | null, units: number): number {
+  return beforeMs === null || afterMs === null || afterMs < beforeMs || units <= 0 ? NaN : ((afterMs - beforeMs) * 1000) / units;
 }
 
 /**

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { ROOT, type DbConfig } from '../../scripts/lib/config.ts';
 import { PG_BIN } from '../../scripts/lib/system.ts';
 import { formatTable } from '../../scripts/lib/table.ts';
-import { machineTicks, postmasterPid, serverCpuMs, stealPercent } from './cpu.ts';
+import { cpuUsPer, localPostmaster, machineTicks, serverCpuMs, stealPercent } from './cpu.ts';
 
 export type Row = {
   metric: string; // what is measured, e.g. "single-row UPDATE TPS, 8 clients"
@@ -72,7 +72,7 @@ export async function runPgbench(cfg: DbConfig, o: PgbenchOptions): Promise<Pgbe
   const env = { ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: o.user ?? decodeURIComponent(url.username),
     PGPASSWORD: decodeURIComponent(url.password), PGDATABASE: cfg.dbName };
   const vars = Object.entries(o.vars ?? {}).flatMap(([k, v]) => ['-D', `${k}=${v}`]);
-  const postmaster = cfg.managed ? postmasterPid(cfg.dataDir) : null;
+  const postmaster = localPostmaster(cfg);
   const cpu0 = postmaster === null ? null : serverCpuMs(postmaster);
   const ticks0 = machineTicks();
   const r = await $({ cwd: dir, env, quiet: true, nothrow: true })`${PG_BIN}/pgbench -n -c ${o.clients} -j ${Math.min(o.clients, 2)} -T ${o.seconds} -f ${scriptFile} -l --log-prefix=${path.join(dir, 'log')} ${vars}`;
@@ -92,8 +92,8 @@ export async function runPgbench(cfg: DbConfig, o: PgbenchOptions): Promise<Pgbe
   const tps = Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
   const transactions = Number(/actually processed: (\d+)/.exec(r.stdout)?.[1] ?? 0);
   const failed = Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1] ?? 0);
-  const serverCpuUsPerTx = cpu0 !== null && cpu1 !== null && transactions > 0 ? ((cpu1 - cpu0) * 1000) / transactions : NaN;
-  return { tps, transactions, latencyP50Ms: percentile(lat, 50), latencyP99Ms: percentile(lat, 99), failed, serverCpuUsPerTx, stealPct };
+  return { tps, transactions, latencyP50Ms: percentile(lat, 50), latencyP99Ms: percentile(lat, 99), failed,
+    serverCpuUsPerTx: cpuUsPer(cpu0, cpu1, transactions), stealPct };
 }
 
 /**

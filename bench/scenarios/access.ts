@@ -15,6 +15,10 @@ import { median, report, serverCpuRows, type BenchContext, type PgbenchResult } 
 import { processCpuMs } from '../lib/cpu.ts';
 
 const ROWS = 100_000;
+/** The three copies of the table parts 1 and 2 compare: no trigger, ballast's audit, the floor trigger. */
+const COPIES = ['plain', 'audited', 'floor'] as const;
+type Copy = (typeof COPIES)[number];
+const perCopy = <T>(make: () => T) => Object.fromEntries(COPIES.map((c) => [c, make()])) as Record<Copy, T>;
 const ORGS = 1_000;
 const ORG = (expr: string) => `md5('bench_access_org_' || ${expr})::uuid`;
 const USER = (expr: string) => `md5('bench_access_user_' || ${expr})::uuid`;
@@ -82,7 +86,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
     // 1 + 2: a plain, an audited and a floor-triggered copy of the same table.
     ctx.progress('setup: three 100k-row tables');
     await ctx.query('create schema bench_access');
-    for (const t of ['plain', 'audited', 'floor']) {
+    for (const t of COPIES) {
       await ctx.query(`create table bench_access.${t} (id int primary key, org_id uuid not null, v int not null default 0, note text not null, updated_at timestamptz not null default now())`);
       await ctx.query(`insert into bench_access.${t} (id, org_id, note) select g, ${ORG('g % 1000')}, repeat('x', 40) from generate_series(1, ${ROWS}) g`);
       await ctx.query(`vacuum analyze bench_access.${t}`);
@@ -99,22 +103,22 @@ export async function run(ctx: BenchContext): Promise<boolean> {
     await ctx.query(`create trigger floor after update on bench_access.floor referencing old table as old_table new table as new_table
       for each statement execute function bench_access.tg_floor()`);
 
-    const tps: Record<string, PgbenchResult[]> = { plain: [], audited: [], floor: [] };
+    const tps = perCopy<PgbenchResult[]>(() => []);
     for (let r = 1; r <= rounds; r++) {
-      for (const t of ['plain', 'audited', 'floor']) {
+      for (const t of COPIES) {
         ctx.progress(`single-row UPDATE, 8 clients, ${t} (round ${r}/${rounds})`);
         tps[t].push(await ctx.pgbench({ script: updateScript(t), clients: 8, seconds }));
       }
     }
 
-    const bulk: Record<string, number[]> = { plain: [], audited: [], floor: [] };
-    const bulkCpu: Record<string, number[]> = { plain: [], audited: [], floor: [] };
+    const bulk = perCopy<number[]>(() => []);
+    const bulkCpu = perCopy<number[]>(() => []);
     const client = new pg.Client({ connectionString: ctx.cfg.rootUrl });
     await client.connect();
     try {
       const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
       for (let r = 1; r <= Math.max(3, rounds); r++) {
-        for (const t of ['plain', 'audited', 'floor']) {
+        for (const t of COPIES) {
           ctx.progress(`100k-row bulk UPDATE, ${t} (round ${r})`);
           await client.query(`vacuum bench_access.${t}`);
           const { wall, cpu } = await timed(client, pid, `update bench_access.${t} set v = v + 1, updated_at = now()`);

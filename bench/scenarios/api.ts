@@ -18,7 +18,7 @@ import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
 import { ROOT } from '../../scripts/lib/config.ts';
 import { median, report, type BenchContext, type Row } from '../lib/harness.ts';
-import { postmasterPid, processCpuMs, serverCpuMs } from '../lib/cpu.ts';
+import { cpuUsPer, localPostmaster, processCpuMs, serverCpuMs } from '../lib/cpu.ts';
 
 const SECRET = 'bench-api-secret-0123456789abcdef0123456789abcdef';
 const QUERY = 'query ListFunds { allFunds(first: 20, orderBy: [PRIMARY_KEY_ASC]) { nodes { id name size irr } } }';
@@ -76,12 +76,7 @@ async function load(server: { url: string; proc: ChildProcess }, headers: Record
     headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: QUERY }),
   });
   const after = cpuNow(server.proc.pid, postmaster);
-  const total = r['2xx'] + r.non2xx;
-  const perRequest = (i: number) => {
-    const [a, b] = [before[i], after[i]];
-    // a reading that went down (a process's time counted in neither reading) is no reading
-    return a === null || b === null || b < a || total === 0 ? NaN : ((b - a) * 1000) / total;
-  };
+  const perRequest = (i: number) => cpuUsPer(before[i], after[i], r['2xx'] + r.non2xx);
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors, requests: r['2xx'],
     apiCpuUs: perRequest(0), dbCpuUs: perRequest(1), loadCpuUs: perRequest(2) };
 }
@@ -93,7 +88,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   const orgId = randomUUID();
   const userId = randomUUID();
   const startedAt = new Date();
-  const postmaster = ctx.cfg.managed ? postmasterPid(ctx.cfg.dataDir) : null;
+  const postmaster = localPostmaster(ctx.cfg);
 
   ctx.progress('fixture: 1,000 funds, a member, a policy');
   const granted = (await ctx.query<{ g: boolean }>(`select has_table_privilege('ballast_member', 'app_public.funds', 'select') as g`)).rows[0].g;
@@ -156,21 +151,20 @@ export async function run(ctx: BenchContext): Promise<boolean> {
     await ctx.query('delete from ballast.rate_limit_buckets where bucket like $1', [`%:sub:${userId}`]);
   }
 
-  const m = (runs: Run[], k: keyof Run) => median(runs.map((r) => r[k]));
+  // median over the runs that have the figure (a CPU reading can be missing, see cpuUsPer)
+  const m = (runs: Run[], k: keyof Run) => median(runs.map((r) => r[k]).filter(Number.isFinite));
   // Where each request's CPU goes. Server, database and load generator share this machine's cores, so a
   // side that costs more CPU per request also slows the other two: these rows tell cost from noise.
   function cpuRows(b: Run[], f: Run[]) {
-    const rows = [
-      { metric: 'CPU per request: API process (node)', key: 'apiCpuUs' as const },
-      { metric: 'CPU per request: PostgreSQL (every server process)', key: 'dbCpuUs' as const },
-      { metric: 'CPU per request: load generator (autocannon)', key: 'loadCpuUs' as const },
-    ];
-    const mf = (runs: Run[], k: 'apiCpuUs' | 'dbCpuUs' | 'loadCpuUs') => median(runs.map((x) => x[k]).filter(Number.isFinite));
-    const out: Row[] = rows.filter((r) => Number.isFinite(mf(b, r.key)) && Number.isFinite(mf(f, r.key)))
-      .map((r) => ({ metric: r.metric, baseline: mf(b, r.key), ballast: mf(f, r.key), unit: 'µs cpu' }));
+    const rows = ([
+      ['CPU per request: API process (node)', 'apiCpuUs'],
+      ['CPU per request: PostgreSQL (every server process)', 'dbCpuUs'],
+      ['CPU per request: load generator (autocannon)', 'loadCpuUs'],
+    ] as const).map(([metric, key]): Row => ({ metric, baseline: m(b, key), ballast: m(f, key), unit: 'µs cpu' }));
+    const out = rows.filter((r) => Number.isFinite(r.baseline) && Number.isFinite(r.ballast));
     if (out.length === rows.length) {
-      const sum = (i: 0 | 1) => out.reduce((n, r) => n + (i === 0 ? r.baseline : r.ballast), 0);
-      out.push({ metric: 'CPU per request: all three', baseline: sum(0), ballast: sum(1), unit: 'µs cpu',
+      out.push({ metric: 'CPU per request: all three', unit: 'µs cpu',
+        baseline: out.reduce((n, r) => n + r.baseline, 0), ballast: out.reduce((n, r) => n + r.ballast, 0),
         note: 'the machine is CPU-bound under this load, so 1 / this ratio is the throughput ratio the extra work allows; the measured req/s also moves with the neighbours' });
     }
     return out;
