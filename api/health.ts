@@ -1,17 +1,12 @@
 // GET /health/live: the process answers. GET /health/ready: the database answers as the API's role
 // and its newest applied migration is the newest committed one shipped with this code.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type pg from 'pg';
-import { ROOT } from '../scripts/lib/config.ts';
+import { kitMigrations } from '../src/kit_files.ts';
 
+/** The newest kit migration this code ships (migrations/NNNNNN-name.sql), as ballast.migrations names it. */
 export function latestCommittedMigration(): string | null {
-  const dir = path.join(ROOT, 'migrations', 'committed');
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort() : [];
-  // graphile-migrate records a committed migration by its number: 000001-slug.sql is stored as 000001.sql.
-  const last = files.at(-1);
-  return last ? last.replace(/^(\d+).*$/, '$1.sql') : null;
+  return kitMigrations().at(-1)?.name ?? null;
 }
 
 export type Readiness = { ready: boolean; checks: Record<string, string> };

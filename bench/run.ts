@@ -1,4 +1,4 @@
-// npm run bench -- <name> [args]: runs bench/scenarios/<name>.ts on the local cluster (or DATABASE_URL).
+// npm run bench -- <name> [args]: runs bench/scenarios/<name>.ts on the local cluster (or BALLAST_TEST_DATABASE_URL).
 // Each scenario measures the baseline and ballast in the same run and calls report().
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +16,8 @@ if (!name || !scenarios.includes(name)) {
   fail(`${name ? `unknown benchmark "${name}"` : 'name a benchmark'}: npm run bench -- <${scenarios.join('|')}>`);
 }
 
-const cfg = dbConfig();
+// Benchmarks write freely: their own cluster, or BALLAST_TEST_DATABASE_URL (a *_test database), never DATABASE_URL.
+const cfg = dbConfig({ bench: true });
 await ensureSystemPackages({ server: cfg.managed, tests: false });
 if (cfg.managed) await cluster.up(cfg);
 await migrate(cfg);

@@ -1,38 +1,33 @@
 // Commands that .gmrc runs around graphile-migrate. GM_DBURL is set by graphile-migrate.
 //   before-reset  (root) end every session on the database so DROP DATABASE succeeds
-//   worker-schema (owner) install or upgrade graphile-worker's schema, so SQL can queue jobs from the start
-//   apply-sql     (owner) apply sql/ files in the order listed in sql/ORDER, in one transaction
+//   apply-sql     (owner) apply example/sql/ files in the order listed in example/sql/ORDER, in one transaction
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { Logger, runMigrations } from 'graphile-worker';
 import { ROOT, databaseOf, withDatabase } from './lib/config.ts';
 import { fail } from './lib/output.ts';
+import { orderedSqlFiles } from '../src/kit_files.ts';
 
+/** The example app's definitions, in example/sql/ORDER. */
 export function sqlFiles(): string[] {
-  const order = fs.readFileSync(path.join(ROOT, 'sql', 'ORDER'), 'utf8')
-    .split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const onDisk = fs.readdirSync(path.join(ROOT, 'sql')).filter((f) => f.endsWith('.sql'));
-  const unlisted = onDisk.filter((f) => !order.includes(f));
-  if (unlisted.length) fail(`sql/ORDER does not list ${unlisted.join(', ')}: add each file where it belongs`);
-  return order.map((f) => path.join(ROOT, 'sql', f));
+  try {
+    return orderedSqlFiles(path.join(ROOT, 'example', 'sql'));
+  } catch (e) {
+    fail((e as Error).message);
+  }
 }
-
-const quietWorkerLogger = new Logger(() => (level, message) => {
-  if (level === 'error') process.stderr.write(`graphile-worker: ${message}\n`);
-});
 
 async function main(): Promise<void> {
   const url = process.env.GM_DBURL;
   if (!url) fail('GM_DBURL is not set: this script is run by graphile-migrate (see .gmrc)');
-  if (process.argv[2] === 'worker-schema') {
-    await runMigrations({ connectionString: url, logger: quietWorkerLogger });
-    return;
-  }
   const client = new pg.Client({ connectionString: process.argv[2] === 'before-reset' ? withDatabase(url, 'postgres') : url });
   await client.connect();
   try {
     if (process.argv[2] === 'before-reset') {
+      // ends every session and closes the door: only on a database this project may erase
+      if (process.env.BALLAST_DISPOSABLE !== '1') {
+        fail(`before-reset ends every session on ${databaseOf(url)}; it runs only through this project's scripts on its own cluster or a *_test database`);
+      }
       // pg_cron's launcher and its job workers reconnect on their own: close the door first, then end
       // every session and wait until they are gone, so graphile-migrate's DROP DATABASE finds none.
       const db = databaseOf(url);
@@ -47,8 +42,8 @@ async function main(): Promise<void> {
       }
     } else if (process.argv[2] === 'apply-sql') {
       // No committed migration applied yet (graphile-migrate's own bookkeeping during commit/uncommit):
-      // the schemas sql/ builds on do not exist, so there is nothing to apply to.
-      const schema = await client.query("select to_regnamespace('ballast') is not null as present");
+      // the schemas example/sql/ builds on do not exist, so there is nothing to apply to.
+      const schema = await client.query("select to_regnamespace('app_public') is not null as present");
       if (!schema.rows[0].present || process.env.BALLAST_SKIP_SQL === '1') return;
       await client.query('begin');
       for (const file of sqlFiles()) {
@@ -61,7 +56,7 @@ async function main(): Promise<void> {
       }
       await client.query('commit');
     } else {
-      fail(`unknown hook "${process.argv[2]}": expected before-reset, worker-schema or apply-sql`);
+      fail(`unknown hook "${process.argv[2]}": expected before-reset or apply-sql`);
     }
   } finally {
     await client.end();

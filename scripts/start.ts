@@ -6,17 +6,25 @@ import * as cluster from './lib/cluster.ts';
 import { ensureSystemPackages } from './lib/system.ts';
 import { migrate } from './lib/migrate.ts';
 import { startChild, stopChildren, type Child } from './lib/processes.ts';
-import { log } from './lib/output.ts';
+import { fail, log } from './lib/output.ts';
 import { connect } from './lib/bootstrap.ts';
 
-const cfg = dbConfig();
+let cfg: ReturnType<typeof dbConfig>;
+try {
+  cfg = dbConfig();
+} catch (e) {
+  fail((e as Error).message);
+}
 await ensureSystemPackages({ server: cfg.managed, tests: false });
 const wasRunning = cfg.managed && (await cluster.status(cfg)).running;
 if (cfg.managed) await cluster.up(cfg);
 await migrate(cfg);
 
-const env = { ...process.env, GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'development' };
-if (env.GRAPHILE_ENV === 'development') {
+// Development mode (committed JWT secret, /admin/dev-tokens, example data) only on the local cluster:
+// against a database ballast did not create, the API runs in production mode and nothing is seeded.
+const env = { ...process.env, GRAPHILE_ENV: process.env.GRAPHILE_ENV || (cfg.managed ? 'development' : 'production') };
+if (!cfg.managed) log('DATABASE_URL names a database ballast did not create: production mode, no example data, no dev tokens');
+if (env.GRAPHILE_ENV === 'development' && cfg.managed) {
   // The example logins the admin page's development sign-in offers (sql/app_admin.sql); idempotent.
   const owner = await connect(cfg.ownerUrl);
   try {

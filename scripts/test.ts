@@ -1,6 +1,7 @@
-// npm test: a throwaway cluster (or the DATABASE_URL database, erased) → roles → migrations from scratch
-// on the database and on the shadow database → verify_migration_success() → pgTAP (pg_prove) →
-// node:test suites → one summary line. Exits non-zero on any failure.
+// npm test: a throwaway cluster (or BALLAST_TEST_DATABASE_URL, a database named *_test, erased; never
+// DATABASE_URL) → roles → the example's migrations from scratch (the kit through its .gmrc hook) on the
+// database and on the shadow database → verify_migration_success() → pgTAP (pg_prove: the kit's
+// test-sql/, the example's example/test-sql/) → node:test suites → one summary line. Exits non-zero on any failure.
 import fs from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
@@ -18,11 +19,17 @@ const steps: Step[] = [];
 const only = process.argv.slice(2); // e.g. `npm test -- test/api.test.ts` runs just those node tests
 
 if (currentMigrationPending()) {
-  fail('migrations/current.sql is not empty: commit it (npm run migrate -- commit --message "...") or empty it');
+  fail('example/migrations/current.sql is not empty: commit it (npm run migrate -- commit --message "...") or empty it');
 }
-const cfg = dbConfig({ test: true, dataDir: path.join(ROOT, '.ballast', 'test-pgdata') });
-await ensureSystemPackages({ server: cfg.managed, tests: true });
-if (!cfg.managed) log(`DATABASE_URL is set: tests run on ${cfg.dbName} there and ERASE it first`);
+let cfg: ReturnType<typeof dbConfig>;
+try {
+  cfg = dbConfig({ test: true, dataDir: path.join(ROOT, '.ballast', 'test-pgdata') });
+} catch (e) {
+  fail((e as Error).message);
+}
+await ensureSystemPackages({ server: true, tests: true }); // the round-trip tests start clusters of their own
+if (process.env.DATABASE_URL) log('DATABASE_URL is set and ignored: tests use their own cluster (or BALLAST_TEST_DATABASE_URL, a *_test database)');
+if (!cfg.managed) log(`BALLAST_TEST_DATABASE_URL: tests run on ${cfg.dbName} there and ERASE it first`);
 
 const keep = process.env.BALLAST_KEEP_TEST_DB === '1';
 let exitCode = 1;
@@ -54,21 +61,23 @@ try {
     const url = new URL(cfg.rootUrl);
     const pgEnv = { ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: decodeURIComponent(url.username),
       PGPASSWORD: decodeURIComponent(url.password), PGDATABASE: cfg.dbName };
-    const prove = await $({ cwd: ROOT, env: pgEnv, nothrow: true, verbose: true })`pg_prove --ext .sql -r test-sql/`;
+    const prove = await $({ cwd: ROOT, env: pgEnv, nothrow: true, verbose: true })`pg_prove --ext .sql -r test-sql/ example/test-sql/`;
     const m = /Files=\d+, Tests=(\d+)/.exec(prove.stdout);
     const total = m ? Number(m[1]) : 0;
     const failedMatch = /Failed (\d+)\/(\d+) subtests/g;
     let failed = 0;
     for (const f of prove.stdout.matchAll(failedMatch)) failed += Number(f[1]);
     if (prove.exitCode !== 0 && failed === 0) failed = 1; // a file that died before its plan
-    steps.push({ name: 'pgTAP (pg_prove test-sql/)', passed: total - failed, failed });
+    steps.push({ name: 'pgTAP (pg_prove test-sql/ example/test-sql/)', passed: total - failed, failed });
   }
 
   const tapFile = path.join(ROOT, '.ballast', 'node-tests.tap');
   const files = only.length ? only : fs.readdirSync(path.join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => path.join('test', f));
   // A hung test must fail the run, not stall CI: each test gets 5 minutes, a file's process exits when
   // its tests are done even if a handle is left open, and the whole step gets 30 minutes.
-  const nodeTests = await $({ cwd: ROOT, nothrow: true, verbose: true, timeout: '30m', env: { ...process.env, DATABASE_URL: cfg.rootUrl, BALLAST_TEST: '1', GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'test', ...(cfg.managed ? { BALLAST_TEST_PG_DATA: fs.realpathSync(cfg.dataDir) } : {}) } })`node --test --test-concurrency=1 --test-timeout=300000 --test-force-exit --test-reporter=spec --test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination=${tapFile} ${files}`;
+  const testEnv: NodeJS.ProcessEnv = { ...process.env, BALLAST_TEST: '1', GRAPHILE_ENV: process.env.GRAPHILE_ENV || 'test', ...(cfg.managed ? { BALLAST_TEST_PG_DATA: fs.realpathSync(cfg.dataDir) } : {}) };
+  delete testEnv.DATABASE_URL; // nothing under test may reach the caller's database
+  const nodeTests = await $({ cwd: ROOT, nothrow: true, verbose: true, timeout: '30m', env: testEnv })`node --test --test-concurrency=1 --test-timeout=300000 --test-force-exit --test-reporter=spec --test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination=${tapFile} ${files}`;
   const tap = fs.existsSync(tapFile) ? fs.readFileSync(tapFile, 'utf8') : '';
   const pass = Number(/^# pass (\d+)/m.exec(tap)?.[1] ?? 0);
   let nfail = Number(/^# fail (\d+)/m.exec(tap)?.[1] ?? 0);

@@ -286,7 +286,7 @@ grant execute on function ballast.parse_claims(text), ballast.current_claims(), 
   to ballast_anonymous, ballast_member, ballast_admin;
 
 ---- verify__access
----- Every app table has policies; no SECURITY DEFINER function in app_public without a comment saying why it is safe.
+---- Every table of the checked schemas has policies; no SECURITY DEFINER function in an exposed schema without a comment saying why it is safe.
 create or replace function ballast.verify__access()
 returns table (check_name text, ok boolean, detail text) as $$
   select 'policies ' || ballast.qualified_name(c.oid),
@@ -298,15 +298,16 @@ returns table (check_name text, ok boolean, detail text) as $$
     from pg_class c
     join pg_namespace n on n.oid = c.relnamespace
     left join pg_policy p on p.polrelid = c.oid
-   where c.relkind in ('r', 'p') and n.nspname in ('app_public', 'app_private')
+   where c.relkind in ('r', 'p') and n.nspname = any(ballast.verify_schemas()) and n.nspname <> 'ballast'
    group by c.oid
   union all
   select 'security definer ' || p.oid::regprocedure::text,
          coalesce(obj_description(p.oid, 'pg_proc'), '') ~* 'safe',
          case when coalesce(obj_description(p.oid, 'pg_proc'), '') ~* 'safe' then 'commented: ' || obj_description(p.oid, 'pg_proc')
-              else format('app_public functions run as their caller unless a comment says why SECURITY DEFINER is safe: comment on function %s is ''... safe because ...''', p.oid::regprocedure) end
+              else format('functions of an exposed schema run as their caller unless a comment says why SECURITY DEFINER is safe: comment on function %s is ''... safe because ...''', p.oid::regprocedure) end
     from pg_proc p
-   where p.pronamespace = 'app_public'::regnamespace and p.prosecdef
+    join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname in (select jsonb_array_elements_text(ballast.setting('exposed_schemas'))) and p.prosecdef
 $$ language sql stable;
 comment on function ballast.verify__access() is
-  E'Checks for verify_migration_success(): policies on every app table, SECURITY DEFINER functions in app_public commented as safe.';
+  E'Checks for verify_migration_success(): policies on every table of the schemas in the setting verify_schemas, SECURITY DEFINER functions of the schemas in exposed_schemas commented as safe.';

@@ -54,8 +54,8 @@ begin
   if exists (select 1 from jsonb_array_elements(reports) r where jsonb_typeof(r) <> 'object') then
     raise exception using errcode = '22023', message = 'enqueue_error_reports: every report must be a JSON object';
   end if;
-  select count(*) into n from graphile_worker.add_jobs(array(
-    select row('report_error', r::json, null, null, 10, null, null, null)::graphile_worker.job_spec
+  select count(*) into n from ballast_worker.add_jobs(array(
+    select row('report_error', r::json, null, null, 10, null, null, null)::ballast_worker.job_spec
     from jsonb_array_elements(reports) r));
   return n;
 end;
@@ -119,7 +119,7 @@ select ballast.register_matview('ballast.api_metrics_hourly', array['ballast.per
 create or replace function ballast.metrics__worker()
 returns table (metric text, help text, labels jsonb, value double precision) as $$
 begin
-  if to_regclass('graphile_worker._private_jobs') is not null and to_regclass('graphile_worker._private_tasks') is not null then
+  if to_regclass('ballast_worker._private_jobs') is not null and to_regclass('ballast_worker._private_tasks') is not null then
     return query
     with per_task as (
       select t.identifier,
@@ -127,8 +127,8 @@ begin
              extract(epoch from now() - min(j.run_at) filter (where j.is_available and j.run_at <= now())) as oldest,
              count(j.id) filter (where j.attempts >= j.max_attempts) as dead,
              count(j.id) filter (where j.locked_at is not null) as running
-      from graphile_worker._private_tasks t
-      left join graphile_worker._private_jobs j on j.task_id = t.id
+      from ballast_worker._private_tasks t
+      left join ballast_worker._private_jobs j on j.task_id = t.id
       group by t.identifier
     )
     select 'ballast_worker_jobs_pending', 'graphile-worker jobs due and not yet taken, by task', jsonb_build_object('task', identifier), pending::float8 from per_task

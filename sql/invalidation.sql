@@ -42,12 +42,12 @@ create or replace function ballast.wake_cache_invalidation_worker()
 returns boolean as $$
 begin
   -- A locked job is running; graphile-worker gives the key of a locked job to the new one.
-  if exists (select 1 from graphile_worker.jobs j
+  if exists (select 1 from ballast_worker.jobs j
              where j.key = 'ballast:deliver_cache_invalidations' and j.locked_at is null
                and j.attempts < j.max_attempts and j.run_at <= now() + interval '1 second') then
     return false;
   end if;
-  perform graphile_worker.add_job('deliver_cache_invalidations', '{}'::json,
+  perform ballast_worker.add_job('deliver_cache_invalidations', '{}'::json,
     job_key => 'ballast:deliver_cache_invalidations', job_key_mode => 'preserve_run_at');
   return true;
 end;

@@ -1,4 +1,4 @@
--- The kit's shared pieces: the owner-only policy every ballast table gets.
+-- The kit's shared pieces: its version, the owner-only policy every ballast table gets, pg_cron jobs.
 -- ballast tables have RLS enabled and forced; only the owner (the kit's SECURITY DEFINER functions and
 -- the pg_cron jobs it schedules) reads and writes them directly, API roles go through functions.
 
@@ -20,6 +20,10 @@ $$ language plpgsql volatile;
 comment on function ballast.owner_only_policy(regclass) is
   E'Enable and force RLS on a kit table and allow its owner everything; other roles get nothing.';
 
+select ballast.owner_only_policy('ballast.migrations');
+select ballast.owner_only_policy('ballast.installs');
+select ballast.owner_only_policy('ballast.created_roles');
+select ballast.owner_only_policy('ballast.settings');
 select ballast.owner_only_policy('ballast.verify_exemptions');
 select ballast.owner_only_policy('ballast.worker_heartbeats');
 
@@ -38,6 +42,11 @@ begin
       message = format('schedule_job: job %L needs a schedule and a command (got schedule %L, command %L)', job_name, schedule, command);
   end if;
   if to_regnamespace('cron') is null then
+    return null;
+  end if;
+  if not has_schema_privilege('cron', 'usage') then
+    raise notice 'ballast: pg_cron job % not scheduled: % may not use schema cron (a superuser can: grant usage on schema cron to %)',
+      job_name, current_user, current_user;
     return null;
   end if;
   -- cron.schedule with a name updates the job of that name in place (pg_cron >= 1.3)
@@ -66,3 +75,81 @@ end;
 $$ language plpgsql volatile;
 comment on function ballast.unschedule_job(text) is
   E'Remove the pg_cron job job_name; false when no such job exists or pg_cron is not installed in this database. 22004 for a null name.';
+
+---- version
+---- The version of the kit installed in this database (package.json of the installer that last changed it).
+create or replace function ballast.version()
+returns text as $$
+  select i.version from ballast.installs i order by i.id desc limit 1
+$$ language sql stable security definer set search_path = pg_catalog;
+comment on function ballast.version() is
+  E'The ballast version installed in this database, e.g. ''0.1.0'' (the newest row of ballast.installs).';
+grant execute on function ballast.version() to public;
+
+-- The kit's roles reach its functions and views through the schema; what each may do is granted per object.
+grant usage on schema ballast to ballast_authenticator, ballast_anonymous, ballast_member, ballast_admin;
+
+---- setting_defaults
+---- Every setting the kit reads, with its default and what it means.
+create or replace function ballast.setting_defaults()
+returns table (name text, value jsonb, description text) as $$
+  values
+    ('verify_schemas', '[]'::jsonb,
+     'Schemas of yours that verify_migration_success() checks besides ballast: RLS enabled and forced, and policies, on every table. A JSON array of schema names, e.g. ["app_public", "app_private"].'),
+    ('exposed_schemas', '[]'::jsonb,
+     'Schemas your API exposes (PostGraphile''s schemas): verify_migration_success() wants every SECURITY DEFINER function there commented with why it is safe. A JSON array of schema names.')
+$$ language sql immutable;
+comment on function ballast.setting_defaults() is
+  E'The settings ballast.configure() accepts: name, default value (jsonb) and description.';
+
+---- setting
+---- A setting's value: what ballast.configure() stored, else its default.
+create or replace function ballast.setting(name text)
+returns jsonb as $$
+  select coalesce((select s.value from ballast.settings s where s.name = setting.name),
+                  (select d.value from ballast.setting_defaults() d where d.name = setting.name))
+$$ language sql stable security definer set search_path = pg_catalog;
+comment on function ballast.setting(text) is
+  E'The value of a ballast setting (see ballast.setting_defaults()); null for a name that is not a setting.';
+
+---- configure
+---- Sets one setting after checking its value; null resets it to the default.
+create or replace function ballast.configure(name text, value jsonb)
+returns jsonb as $$
+declare
+  known text[] := array(select d.name from ballast.setting_defaults() d order by 1);
+begin
+  if name is null or not name = any(known) then
+    raise exception using errcode = '22023',
+      message = format('configure: unknown setting %L', name),
+      hint = 'Settings: ' || array_to_string(known, ', ') || ' (select * from ballast.setting_defaults()).';
+  end if;
+  if value is null then
+    delete from ballast.settings s where s.name = configure.name;
+    return ballast.setting(name);
+  end if;
+  if name in ('verify_schemas', 'exposed_schemas') then
+    if jsonb_typeof(value) <> 'array' or exists (
+         select 1 from jsonb_array_elements(value) e
+         where jsonb_typeof(e) <> 'string' or length(e #>> '{}') not between 1 and 63) then
+      raise exception using errcode = '22023',
+        message = format('configure: %s must be a JSON array of schema names (1 to 63 characters each), got %s', name, value),
+        hint = format('e.g. select ballast.configure(%L, ''["app_public", "app_private"]'')', name);
+    end if;
+  end if;
+  insert into ballast.settings as s (name, value) values (configure.name, configure.value)
+  on conflict on constraint settings_pkey do update set value = excluded.value, updated_at = now();
+  return value;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.configure(text, jsonb) is
+  E'Set a ballast setting (see ballast.setting_defaults()) and return its value; null resets it to the default. 22023 for an unknown name or a value of the wrong shape.';
+
+---- verify_schemas
+---- The schemas verify_migration_success() checks for RLS and policies: ballast and the configured ones.
+create or replace function ballast.verify_schemas()
+returns name[] as $$
+  select array['ballast'::name] || array(select jsonb_array_elements_text(ballast.setting('verify_schemas'))::name)
+$$ language sql stable;
+comment on function ballast.verify_schemas() is
+  E'Schemas whose tables verify_migration_success() checks for RLS and policies: ballast, plus the setting verify_schemas.';

@@ -47,13 +47,13 @@ comment on function ballast.exempt(text, regclass, text) is
   E'Exempt an object from a verify_migration_success() check (rls or matview_unique_index), with a reason of at least 10 characters.';
 
 ---- applied_migration
----- The newest committed migration applied here; the API's readiness check compares it with its files.
+---- The newest kit migration applied here; the API's readiness check compares it with the one it ships.
 create or replace function ballast.applied_migration()
 returns text as $$
-  select filename from graphile_migrate.migrations order by date desc, filename desc limit 1
+  select m.name from ballast.migrations m order by m.id desc limit 1
 $$ language sql stable security definer set search_path = pg_catalog;
 comment on function ballast.applied_migration() is
-  E'Filename of the newest committed migration applied to this database (for /health/ready).';
+  E'Name of the newest kit migration applied to this database, e.g. ''000001-ballast'' (for /health/ready).';
 grant execute on function ballast.applied_migration() to ballast_authenticator;
 
 ---- verify__core
@@ -89,7 +89,7 @@ returns table (check_name text, ok boolean, detail text) as $$
          coalesce('roles with BYPASSRLS: ' || (select string_agg(rolname, ', ' order by rolname)
                                                 from pg_roles where rolbypassrls and not rolsuper), 'none')
   union all
-  -- RLS enabled and forced on every table of the kit and the app
+  -- RLS enabled and forced on every table of the kit and of the schemas configured in verify_schemas
   select 'rls ' || ballast.qualified_name(c.oid),
          (c.relrowsecurity and c.relforcerowsecurity) or ballast.is_exempt('rls', c.oid),
          case when c.relrowsecurity and c.relforcerowsecurity then 'enabled and forced'
@@ -98,7 +98,7 @@ returns table (check_name text, ok boolean, detail text) as $$
               else format('enabled=%s forced=%s: alter table %s enable row level security, force row level security',
                           c.relrowsecurity, c.relforcerowsecurity, c.oid::regclass) end
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-  where c.relkind in ('r', 'p') and n.nspname in ('ballast', 'app_public', 'app_private')
+  where c.relkind in ('r', 'p') and n.nspname = any(ballast.verify_schemas())
   union all
   -- every materialized view can be refreshed concurrently (index-wise)
   select 'matview ' || ballast.qualified_name(m.matview),

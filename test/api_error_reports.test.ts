@@ -16,7 +16,7 @@ describe('api error reports', () => {
 
   before(async () => {
     await createApiFixtures();
-    await withClient(cfg.rootUrl, (c) => c.query(`delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
+    await withClient(cfg.rootUrl, (c) => c.query(`delete from ballast_worker._private_jobs j using ballast_worker._private_tasks t
       where t.id = j.task_id and t.identifier = 'report_error'`));
     sink = http.createServer((req, res) => {
       let text = '';
@@ -37,7 +37,7 @@ describe('api error reports', () => {
     await stop(api);
     await new Promise((resolve) => sink.close(resolve));
     await dropApiFixtures();
-    await withClient(cfg.rootUrl, (c) => c.query(`delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
+    await withClient(cfg.rootUrl, (c) => c.query(`delete from ballast_worker._private_jobs j using ballast_worker._private_tasks t
       where t.id = j.task_id and t.identifier = 'report_error'`));
   });
 
@@ -47,7 +47,7 @@ describe('api error reports', () => {
     assert.deepEqual(r.body.errors, [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: 'report-test-0001' } }]);
     assert.doesNotMatch(JSON.stringify(r.body), /ballast test failure/);
     const job = await waitFor('the report_error job', () => withClient(cfg.rootUrl, async (c) => (await c.query<{ payload: Record<string, unknown> }>(
-      `select j.payload from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+      `select j.payload from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id
        where t.identifier = 'report_error' and j.payload->>'first_request_id' = 'report-test-0001'`)).rows[0]));
     assert.equal(job.payload.status, 500);
     assert.equal(job.payload.code, 'INTERNAL_SERVER_ERROR');
@@ -61,9 +61,9 @@ describe('api error reports', () => {
     assert.equal(r.body.errors![0].extensions!.code, 'STATEMENT_TIMEOUT');
     assert.equal((await gql(api.url, '{ nope }')).status, 400);
     await waitFor('the 504 report', () => withClient(cfg.rootUrl, async (c) => (await c.query(
-      `select 1 from graphile_worker._private_jobs where payload->>'first_request_id' = 'report-test-0002'`)).rows[0]));
+      `select 1 from ballast_worker._private_jobs where payload->>'first_request_id' = 'report-test-0002'`)).rows[0]));
     const count = await withClient(cfg.rootUrl, async (c) => (await c.query<{ n: number }>(
-      `select count(*)::int as n from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id where t.identifier = 'report_error'`)).rows[0].n);
+      `select count(*)::int as n from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id where t.identifier = 'report_error'`)).rows[0].n);
     assert.equal(count, 2, 'one job per 5xx, none for the 400');
   });
 
@@ -78,7 +78,7 @@ describe('api error reports', () => {
       assert.ok(received.filter((x) => x.body.first_request_id === first.body.first_request_id).length >= 2, 'and was retried');
       assert.equal(received.at(-1)!.body.source, 'ballast-api');
       await waitFor('the jobs to be done', () => withClient(cfg.rootUrl, async (c) => ((await c.query(
-        `select 1 from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id where t.identifier = 'report_error'`)).rowCount === 0 ? true : undefined)));
+        `select 1 from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id where t.identifier = 'report_error'`)).rowCount === 0 ? true : undefined)));
     } finally {
       assert.equal(await stop(worker), 0, worker.output());
     }

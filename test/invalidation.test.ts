@@ -67,8 +67,8 @@ async function cleanup(): Promise<void> {
   await q(`delete from ballast.cache_invalidation_dead_letters where tag like $1`, [`%${RUN}%`]);
   await q(`delete from ballast.cache_invalidation_inbox i where exists (select 1 from unnest(i.tags) t where t like $1)`, [`%${RUN}%`]);
   // jobs left locked by killed workers, and the wake-up / cron jobs of the workers this file started
-  await q(`delete from graphile_worker._private_jobs where task_id in
-             (select id from graphile_worker._private_tasks where identifier = 'deliver_cache_invalidations')`);
+  await q(`delete from ballast_worker._private_jobs where task_id in
+             (select id from ballast_worker._private_tasks where identifier = 'deliver_cache_invalidations')`);
 }
 
 describe('cache invalidation delivery', () => {

@@ -6,7 +6,7 @@ import { cfg, startNode, stop, waitFor, withClient } from './helpers.ts';
 it('worker runs a queued heartbeat job and exits 0 on SIGTERM', async () => {
   await withClient(cfg.rootUrl, (c) => c.query('delete from ballast.worker_heartbeats'));
   const worker = startNode('worker/main.ts', { LOG_LEVEL: 'info' });
-  await withClient(cfg.rootUrl, (c) => c.query(`select graphile_worker.add_job('heartbeat')`));
+  await withClient(cfg.rootUrl, (c) => c.query(`select ballast_worker.add_job('heartbeat')`));
   const row = await waitFor('a heartbeat row', () => withClient(cfg.rootUrl, async (c) =>
     (await c.query<{ pid: number }>('select pid from ballast.worker_heartbeats')).rows[0]));
   assert.equal(row.pid, worker.proc.pid);

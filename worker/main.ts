@@ -4,6 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { Logger, run, type LogLevel } from 'graphile-worker';
 import { ROOT, dbConfig } from '../scripts/lib/config.ts';
+import { WORKER_SCHEMA } from '../src/constants.ts';
 
 const logger = pino({ name: 'worker', level: process.env.LOG_LEVEL || 'info' });
 
@@ -26,6 +27,7 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
 }
 const runner = await run({
   connectionString: dbConfig().ownerUrl,
+  schema: WORKER_SCHEMA, // ballast's own graphile-worker schema: an app's graphile_worker is left alone
   concurrency,
   logger: pinoWorkerLogger(logger),
   taskList,

@@ -7,7 +7,7 @@ import { dbConfig } from '../../scripts/lib/config.ts';
 const sinkUrl = process.env.SINK_URL;
 if (!sinkUrl) throw new Error('SINK_URL must be set to the sink to POST to');
 const runner = await run({
-  connectionString: dbConfig().ownerUrl,
+  connectionString: dbConfig({ bench: true }).ownerUrl,
   concurrency: Number(process.env.CONCURRENCY || 10),
   noHandleSignals: true,
   pollInterval: 1000,

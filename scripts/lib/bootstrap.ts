@@ -1,13 +1,14 @@
-// Roles and the database, created with the superuser connection before any migration runs.
-// Idempotent: safe on every `npm start`. Roles follow graphile/starter: an owner that runs migrations,
-// an authenticator (LOGIN, NOINHERIT) the API connects as, and NOLOGIN visitor roles it switches to.
+// The example app's roles and database, prepared with the superuser connection before its migrations.
+// On a disposable database (the local cluster, a *_test database) this sets everything up with the
+// development passwords. On a server ballast did not create (DATABASE_URL) it only creates what is
+// missing, with the passwords it was given, and never alters a role, a database's owner or its grants.
 import pg from 'pg';
 import { ROLES, redact, withDatabase, type DbConfig } from './config.ts';
 import { fail, log } from './output.ts';
 
 const VISITORS = [ROLES.anonymous, ROLES.member, ROLES.admin];
 
-function ident(s: string): string {
+export function ident(s: string): string {
   return '"' + s.replace(/"/g, '""') + '"';
 }
 function literal(s: string): string {
@@ -24,49 +25,60 @@ export async function connect(url: string): Promise<pg.Client> {
   return client;
 }
 
-/** The SQL a superuser would run to create the roles; printed when we lack the rights to run it. */
-export function roleSql(cfg: DbConfig): string[] {
+/** The SQL a superuser would run to create the missing roles (passwords elided). */
+export function roleSql(missing: string[]): string[] {
   return [
-    `create role ${ROLES.owner} login password ${literal(cfg.ownerPassword)} nosuperuser nobypassrls`,
-    `create role ${ROLES.authenticator} login noinherit password ${literal(cfg.authenticatorPassword)} nosuperuser nobypassrls`,
-    ...VISITORS.map((r) => `create role ${r} nologin nobypassrls`),
-    `grant ${VISITORS.join(', ')} to ${ROLES.authenticator}`,
+    ...missing.map((r) => r === ROLES.owner ? `create role ${r} login password '...' nosuperuser nobypassrls`
+      : r === ROLES.authenticator ? `create role ${r} login noinherit password '...' nosuperuser nobypassrls`
+        : `create role ${r} nologin nobypassrls`),
+    ...(missing.length ? [`grant ${VISITORS.join(', ')} to ${ROLES.authenticator}`] : []),
   ];
 }
 
 export async function bootstrap(cfg: DbConfig): Promise<void> {
   const admin = await connect(withDatabase(cfg.rootUrl, 'postgres'));
   try {
-    const me = await admin.query<{ rolsuper: boolean; rolname: string }>(
-      'select rolsuper, rolname from pg_roles where rolname = current_user');
-    const superuser = me.rows[0]?.rolsuper === true;
+    const me = (await admin.query<{ rolsuper: boolean; rolcreaterole: boolean; rolname: string }>(
+      'select rolsuper, rolcreaterole, rolname from pg_roles where rolname = current_user')).rows[0];
     const existing = new Set((await admin.query<{ rolname: string }>(
       'select rolname from pg_roles where rolname = any($1)', [Object.values(ROLES)])).rows.map((r) => r.rolname));
     const missing = Object.values(ROLES).filter((r) => !existing.has(r));
-    if (missing.length > 0 && !superuser) {
-      fail(`roles ${missing.join(', ')} are missing and ${me.rows[0]?.rolname} is not a superuser. ` +
-        `Ask a superuser to run:\n  ${roleSql(cfg).join(';\n  ')};`);
+    if (missing.length > 0 && !me.rolsuper && !me.rolcreaterole) {
+      fail(`roles ${missing.join(', ')} are missing and ${me.rolname} may not create roles. Ask a superuser to run:\n  ${roleSql(missing).join(';\n  ')};`);
     }
-    if (superuser) {
+    const password = (r: string) => (r === ROLES.owner ? cfg.ownerPassword : cfg.authenticatorPassword);
+    for (const r of missing) {
+      const attrs = r === ROLES.owner ? `login inherit password ${literal(password(r))}`
+        : r === ROLES.authenticator ? `login noinherit password ${literal(password(r))}` : 'nologin';
+      await admin.query(`create role ${ident(r)} ${attrs} nosuperuser nocreatedb nocreaterole nobypassrls`);
+      log(`created role ${r}`);
+    }
+    if (cfg.disposable && me.rolsuper) {
+      // our own cluster or test database: the development passwords and attributes, every time
       for (const r of [ROLES.owner, ROLES.authenticator]) {
-        const pw = r === ROLES.owner ? cfg.ownerPassword : cfg.authenticatorPassword;
         const attrs = r === ROLES.authenticator ? 'login noinherit' : 'login inherit';
-        if (!existing.has(r)) await admin.query(`create role ${ident(r)}`);
-        await admin.query(`alter role ${ident(r)} ${attrs} nosuperuser nocreatedb nocreaterole nobypassrls password ${literal(pw)}`);
+        await admin.query(`alter role ${ident(r)} ${attrs} nosuperuser nocreatedb nocreaterole nobypassrls password ${literal(password(r))}`);
       }
-      for (const r of VISITORS) {
-        if (!existing.has(r)) await admin.query(`create role ${ident(r)}`);
-        await admin.query(`alter role ${ident(r)} nologin nosuperuser nobypassrls`);
+    }
+    for (const r of VISITORS) {
+      if (missing.includes(r) || missing.includes(ROLES.authenticator) || cfg.disposable) {
         await admin.query(`grant ${ident(r)} to ${ident(ROLES.authenticator)}`);
       }
     }
     const db = await admin.query('select 1 from pg_database where datname = $1', [cfg.dbName]);
     if (db.rowCount === 0) {
-      if (!superuser) fail(`database ${cfg.dbName} does not exist and ${me.rows[0]?.rolname} cannot create it.`);
+      if (!me.rolsuper) fail(`database ${cfg.dbName} does not exist and ${me.rolname} cannot create it for ${ROLES.owner}.`);
       await admin.query(`create database ${ident(cfg.dbName)} owner ${ident(ROLES.owner)}`);
       log(`created database ${cfg.dbName}`);
+    } else if (cfg.disposable && me.rolsuper) {
+      await admin.query(`alter database ${ident(cfg.dbName)} owner to ${ident(ROLES.owner)}`);
+    } else {
+      const may = await admin.query<{ ok: boolean }>(`select has_database_privilege($1, $2, 'create') as ok`, [ROLES.owner, cfg.dbName]);
+      if (!may.rows[0].ok) {
+        fail(`${ROLES.owner} may not create schemas in database ${cfg.dbName}, which ballast did not create, so the example app cannot be migrated there.\n` +
+          `  A superuser can allow it: grant create on database ${ident(cfg.dbName)} to ${ROLES.owner};`);
+      }
     }
-    if (superuser) await admin.query(`alter database ${ident(cfg.dbName)} owner to ${ident(ROLES.owner)}`);
   } finally {
     await admin.end();
   }

@@ -1,21 +1,25 @@
 // Where the database is and who connects to it, derived once from the environment.
-// Two modes: a local cluster this project manages (default), or an existing server named by
-// DATABASE_URL (superuser, or a role with the rights listed in the README).
+// Three cases:
+//   - the local cluster this project manages (default): throwaway, development passwords, seeded;
+//   - `npm test` / `npm run bench`: their own throwaway cluster, or BALLAST_TEST_DATABASE_URL when its
+//     database name ends in _test. They never read DATABASE_URL: on many platforms that is production;
+//   - `npm start` / `npm run migrate` with DATABASE_URL: a server ballast did not create. Nothing there
+//     is erased, re-owned or re-passworded; passwords must be given (no published defaults).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KIT_ROLES } from '../../src/constants.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const ROLES = {
-  owner: 'ballast_owner',
-  authenticator: 'ballast_authenticator',
-  anonymous: 'ballast_anonymous',
-  member: 'ballast_member',
-  admin: 'ballast_admin',
-} as const;
+/** The example app's owner (runs its migrations and the worker) and the kit's roles it uses. */
+export const ROLES = { owner: 'ballast_owner', ...KIT_ROLES } as const;
+
+/** Development passwords: used only on the local cluster and on a test database (name ending in _test). */
+const DEV_PASSWORDS = { owner: 'ballast_owner_dev', authenticator: 'ballast_authenticator_dev' };
 
 export type DbConfig = {
   managed: boolean; // true when this project runs the cluster itself
+  disposable: boolean; // ours to erase: the managed cluster, or a test database named *_test
   port: number;
   dataDir: string;
   dbName: string;
@@ -55,17 +59,39 @@ export function intFromEnv(name: string, fallback: number, env = process.env): n
   return n;
 }
 
-/** The database configuration; `test` picks the throwaway cluster that `npm test` uses. */
-export function dbConfig(opts: { test?: boolean; dataDir?: string } = {}, env = process.env): DbConfig {
-  const ownerPassword = env.BALLAST_OWNER_PASSWORD || 'ballast_owner_dev';
-  const authenticatorPassword = env.BALLAST_AUTHENTICATOR_PASSWORD || 'ballast_authenticator_dev';
-  const external = env.DATABASE_URL;
+export type Purpose = 'app' | 'test' | 'bench';
+
+/** A test database must be named for tests: its name ends in _test. */
+export const TEST_DB_NAME = /_test$/;
+
+/**
+ * The database configuration. `test` (npm test, and every process it starts: BALLAST_TEST=1) and
+ * `bench` use their throwaway cluster or BALLAST_TEST_DATABASE_URL, never DATABASE_URL.
+ */
+export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: string } = {}, env = process.env): DbConfig {
+  const purpose: Purpose = opts.test || env.BALLAST_TEST === '1' ? 'test' : opts.bench ? 'bench' : 'app';
+  const external = purpose === 'app' ? env.DATABASE_URL : env.BALLAST_TEST_DATABASE_URL;
   if (external) {
     const dbName = databaseOf(external);
-    if (!dbName) throw new Error(`DATABASE_URL must name a database, got "${external}"`);
+    const variable = purpose === 'app' ? 'DATABASE_URL' : 'BALLAST_TEST_DATABASE_URL';
+    if (!dbName) throw new Error(`${variable} must name a database, got "${redact(external)}"`);
+    const disposable = purpose !== 'app';
+    if (disposable && !TEST_DB_NAME.test(dbName)) {
+      throw new Error(`BALLAST_TEST_DATABASE_URL names database "${dbName}": tests and benchmarks erase their database, so its name must end in _test`);
+    }
+    const password = (name: string, fallback: string) => {
+      const v = env[name];
+      if (v) return v;
+      if (disposable) return fallback;
+      throw new Error(`${name} is not set: against a server ballast did not create (DATABASE_URL), give the password for ` +
+        `${name === 'BALLAST_OWNER_PASSWORD' ? ROLES.owner : ROLES.authenticator} yourself; development defaults exist only on the local cluster`);
+    };
+    const ownerPassword = password('BALLAST_OWNER_PASSWORD', DEV_PASSWORDS.owner);
+    const authenticatorPassword = env.AUTH_DATABASE_URL ? '' : password('BALLAST_AUTHENTICATOR_PASSWORD', DEV_PASSWORDS.authenticator);
     const u = new URL(external);
     return {
       managed: false,
+      disposable,
       port: Number(u.port || 5432),
       dataDir: '',
       dbName,
@@ -77,12 +103,16 @@ export function dbConfig(opts: { test?: boolean; dataDir?: string } = {}, env = 
       authenticatorPassword,
     };
   }
-  const port = opts.test ? intFromEnv('BALLAST_TEST_PG_PORT', 54339, env) : intFromEnv('BALLAST_PG_PORT', 54329, env);
-  const dbName = opts.test ? 'ballast_test' : env.BALLAST_DB_NAME || 'ballast';
-  const dataDir = opts.dataDir ?? path.resolve(ROOT, env.BALLAST_PG_DATA || '.ballast/pgdata');
+  const ownerPassword = env.BALLAST_OWNER_PASSWORD || DEV_PASSWORDS.owner;
+  const authenticatorPassword = env.BALLAST_AUTHENTICATOR_PASSWORD || DEV_PASSWORDS.authenticator;
+  const test = purpose === 'test';
+  const port = test ? intFromEnv('BALLAST_TEST_PG_PORT', 54339, env) : intFromEnv('BALLAST_PG_PORT', 54329, env);
+  const dbName = test ? 'ballast_test' : env.BALLAST_DB_NAME || 'ballast';
+  const dataDir = opts.dataDir ?? (test && env.BALLAST_TEST_PG_DATA ? env.BALLAST_TEST_PG_DATA : path.resolve(ROOT, test ? '.ballast/test-pgdata' : env.BALLAST_PG_DATA || '.ballast/pgdata'));
   const base = `postgres://postgres@127.0.0.1:${port}/${dbName}`;
   return {
     managed: true,
+    disposable: true,
     port,
     dataDir,
     dbName,

@@ -6,6 +6,11 @@
 -- admin row in app_public.memberships (a token that claims admin for a mere member gets nothing extra).
 -- Claim helpers are wrapped as (select ...) so each runs once per statement, not once per row.
 
+-- verify_migration_success() checks the example's schemas too (RLS and policies on every table), and
+-- wants a reason for every SECURITY DEFINER function PostGraphile exposes.
+select ballast.configure('verify_schemas', '["app_public", "app_private"]');
+select ballast.configure('exposed_schemas', '["app_public"]');
+
 ---- current_member_role
 ---- The session user's role in the organisation the session acts for, from memberships; null if none.
 -- plpgsql, not sql: a SQL function with SET is planned again in every statement that calls it (~60 µs);

@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// The ballast command: install, upgrade, inspect and remove the kit in a database.
+//   ballast migrate     [--database-url URL] [--force] [--no-worker-schema] [--json]
+//   ballast uninstall   --database-url URL [--roles] [--discard-audit-log] [--json]
+//   ballast print-sql   (the install as a psql script on stdout)
+//   ballast version     [--database-url URL] [--json]
+// Exit codes: 0 done, 1 failed (connection, SQL), 2 bad usage, 3 refused (nothing was changed).
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { migrate } from './migrate.ts';
+import { uninstall } from './uninstall.ts';
+import { printSql } from './print_sql.ts';
+import { kitVersion } from './kit_files.ts';
+import { BallastError } from './errors.ts';
+import { KIT_SCHEMA } from './constants.ts';
+
+const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
+const REFUSALS = new Set(['KIT_NEWER', 'KIT_MISMATCH', 'AUDIT_LOG_NOT_EMPTY', 'DEPENDENTS', 'NOT_INSTALLED']);
+
+const HELP: Record<string, string> = {
+  '': `ballast ${kitVersion()}: production safety rails for PostgreSQL
+
+Usage: ballast <command> [options]
+
+Commands:
+  migrate     install or upgrade schema ballast in a database
+  uninstall   remove what ballast installed (triggers, pg_cron jobs, its schemas; roles with --roles)
+  print-sql   print the install as one psql script
+  version     the version of this code and of the kit installed in a database
+
+Run \`ballast <command> --help\` for its options.
+Exit codes: 0 done, 1 failed, 2 bad usage, 3 refused (nothing was changed).`,
+  migrate: `Usage: ballast migrate [--database-url URL] [options]
+
+Installs schema ballast, or upgrades it to this version, in one transaction. Concurrent runs wait for
+each other; a database whose kit is newer than this code is refused. It creates the roles it needs when
+they are missing (never alters existing ones) and graphile-worker's schema ballast_worker for its worker.
+
+Options:
+  --database-url URL        the database, as the role that will own the kit (default: $DATABASE_URL)
+  --force                   re-apply sql/ even when unchanged
+  --no-worker-schema        do not install graphile-worker's schema for ballast's worker
+  --json                    print the result as JSON
+Environment:
+  BALLAST_AUTHENTICATOR_PASSWORD   password for ballast_authenticator when migrate creates it
+                                   (without it the role is created NOLOGIN)
+In .gmrc (graphile-migrate), before your migrations:
+  "beforeAllMigrations": [{ "_": "command", "command": "npx ballast migrate --database-url \\"$GM_DBURL\\"" }]`,
+  uninstall: `Usage: ballast uninstall --database-url URL [options]
+
+Removes the triggers ballast put on your tables, its pg_cron jobs, schema ballast and ballast_worker,
+and prints what it removed. It refuses while ballast.audit_log holds rows and while objects of yours
+depend on ballast (it lists them). --database-url is required: DATABASE_URL is never read here.
+
+Options:
+  --database-url URL        the database
+  --roles                   also drop the roles the installer created
+  --discard-audit-log       uninstall even though the audit log holds rows (they are lost)
+  --json                    print the result as JSON`,
+  'print-sql': `Usage: ballast print-sql > ballast.sql
+
+Prints the install as one psql script (the same schema as ballast migrate):
+  psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] -d <database> -f ballast.sql
+graphile-worker's schema for ballast's worker is created by the worker when it first starts.`,
+  version: `Usage: ballast version [--database-url URL] [--json]
+
+Prints this code's version and, with a database, the version of the kit installed there.`,
+};
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`ballast: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command = '', ...rest] = argv;
+  if (command === '--help' || command === '-h' || command === 'help' || command === '') {
+    process.stdout.write(HELP[''] + '\n');
+    return command === '' ? EXIT.usage : EXIT.ok;
+  }
+  if (command === '--version') {
+    process.stdout.write(kitVersion() + '\n');
+    return EXIT.ok;
+  }
+  if (!(command in HELP)) fail(EXIT.usage, `unknown command "${command}": use migrate, uninstall, print-sql or version (ballast --help)`);
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: rest, strict: true, allowPositionals: false,
+      options: {
+        help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, 'database-url': { type: 'string' },
+        force: { type: 'boolean' }, 'no-worker-schema': { type: 'boolean' },
+        roles: { type: 'boolean' }, 'discard-audit-log': { type: 'boolean' },
+      },
+    }));
+  } catch (e) {
+    fail(EXIT.usage, `${(e as Error).message} (ballast ${command} --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(HELP[command] + '\n');
+    return EXIT.ok;
+  }
+  const allowed: Record<string, string[]> = {
+    migrate: ['json', 'database-url', 'force', 'no-worker-schema'],
+    uninstall: ['json', 'database-url', 'roles', 'discard-audit-log'],
+    'print-sql': [],
+    version: ['json', 'database-url'],
+  };
+  const extra = Object.keys(values).filter((k) => !allowed[command].includes(k));
+  if (extra.length) fail(EXIT.usage, `${command} does not take --${extra.join(', --')} (ballast ${command} --help)`);
+  const json = values.json === true;
+  const out = (obj: unknown, text: string) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : text + '\n');
+
+  switch (command) {
+    case 'print-sql':
+      process.stdout.write(printSql());
+      return EXIT.ok;
+    case 'migrate': {
+      const databaseUrl = (values['database-url'] as string | undefined) || process.env.DATABASE_URL;
+      if (!databaseUrl) fail(EXIT.usage, 'migrate needs --database-url URL (or DATABASE_URL)');
+      const r = await migrate({
+        databaseUrl, force: values.force === true, workerSchema: values['no-worker-schema'] ? false : undefined,
+        authenticatorPassword: process.env.BALLAST_AUTHENTICATOR_PASSWORD || undefined,
+        onProgress: json ? undefined : (line) => process.stderr.write(`ballast: ${line}\n`),
+      });
+      const from = r.previousVersion ? `from ${r.previousVersion} ` : '';
+      out(r, r.changed
+        ? `ballast ${r.version} installed ${from}(${r.migrationsApplied.length} migrations, definitions ${r.definitionsApplied ? 'applied' : 'unchanged'}` +
+          `${r.rolesCreated.length ? `, roles created: ${r.rolesCreated.join(', ')}` : ''})`
+        : `ballast ${r.version} is already installed; nothing to do`);
+      return EXIT.ok;
+    }
+    case 'uninstall': {
+      const databaseUrl = values['database-url'] as string | undefined;
+      if (!databaseUrl) fail(EXIT.usage, 'uninstall needs --database-url URL (it never reads DATABASE_URL)');
+      const r = await uninstall({ databaseUrl, roles: values.roles === true, discardAuditLog: values['discard-audit-log'] === true });
+      if (!r.installed) {
+        out(r, 'ballast is not installed in this database; nothing removed');
+        return EXIT.ok;
+      }
+      const lines = [
+        `removed triggers: ${r.triggers.join(', ') || 'none'}`,
+        `removed pg_cron jobs: ${r.cronJobs.join(', ') || 'none'}`,
+        `dropped schemas: ${r.schemas.join(', ')}`,
+        ...(r.auditRowsDiscarded ? [`discarded ${r.auditRowsDiscarded} audit log rows`] : []),
+        ...(values.roles ? [`dropped roles: ${r.roles.join(', ') || 'none'}`] : []),
+        ...r.rolesKept.map((k) => `kept role ${k.role}: ${k.reason}`),
+      ];
+      out(r, lines.join('\n'));
+      return EXIT.ok;
+    }
+    case 'version': {
+      const databaseUrl = (values['database-url'] as string | undefined) || process.env.DATABASE_URL;
+      let installed: string | null = null;
+      if (databaseUrl) {
+        const c = new pg.Client({ connectionString: databaseUrl });
+        await c.connect();
+        try {
+          const r = await c.query<{ v: string | null }>(`select case when to_regprocedure('${KIT_SCHEMA}.version()') is not null then ${KIT_SCHEMA}.version() end as v`);
+          installed = r.rows[0].v;
+        } finally {
+          await c.end();
+        }
+      }
+      out({ code: kitVersion(), installed }, databaseUrl ? `code ${kitVersion()}, installed ${installed ?? 'none'}` : kitVersion());
+      return EXIT.ok;
+    }
+  }
+  return EXIT.usage;
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (e) {
+  if (e instanceof BallastError) fail(REFUSALS.has(e.code) ? EXIT.refused : EXIT.failed, e.message);
+  fail(EXIT.failed, (e as Error).message);
+}

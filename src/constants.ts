@@ -1,0 +1,20 @@
+// Names the kit owns, written once. Everything the kit creates is named ballast or starts with ballast_.
+
+/** The kit's schema: its tables, functions, views and generated trigger functions. */
+export const KIT_SCHEMA = 'ballast';
+/** graphile-worker's schema for ballast's own worker, apart from any graphile_worker of the app's. */
+export const WORKER_SCHEMA = 'ballast_worker';
+/** pg_advisory_xact_lock key that serialises installers, uninstallers and print-sql scripts (hashtext of it). */
+export const INSTALL_LOCK = 'ballast install';
+/** pg_cron jobs the kit schedules are named with this prefix; uninstall removes exactly those. */
+export const CRON_JOB_PREFIX = 'ballast_';
+
+/** The roles the kit grants to. Created when missing (never altered when present). */
+export const KIT_ROLES = {
+  /** The API's login role: NOINHERIT, may switch to the visitor roles. LOGIN only with a password given. */
+  authenticator: 'ballast_authenticator',
+  anonymous: 'ballast_anonymous',
+  member: 'ballast_member',
+  admin: 'ballast_admin',
+} as const;
+export const VISITOR_ROLES = [KIT_ROLES.anonymous, KIT_ROLES.member, KIT_ROLES.admin] as const;

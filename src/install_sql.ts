@@ -1,0 +1,95 @@
+// The SQL of an install, shared by migrate() (which runs it) and print-sql (which prints it for psql):
+// one source, so both ways give the same schema.
+import { CRON_JOB_PREFIX, INSTALL_LOCK, KIT_ROLES, KIT_SCHEMA, VISITOR_ROLES } from './constants.ts';
+
+export const literal = (s: string) => "'" + s.replace(/'/g, "''") + "'";
+
+/** Serialises installers: the second waits here, then finds nothing left to do. */
+export const LOCK_SQL = `select pg_advisory_xact_lock(hashtext(${literal(INSTALL_LOCK)}))`;
+
+/** The schema and the migrations table; a schema ballast that has no migrations table is not ours. */
+export const BOOKKEEPING_SQL = `
+do $ballast$
+begin
+  if to_regnamespace('${KIT_SCHEMA}') is not null and to_regclass('${KIT_SCHEMA}.migrations') is null then
+    raise exception using errcode = '42P06',
+      message = 'schema ${KIT_SCHEMA} exists but was not made by the ballast installer (it has no ${KIT_SCHEMA}.migrations table)',
+      hint = 'Rename or drop that schema yourself if it is not needed; ballast will not install over it.';
+  end if;
+end
+$ballast$;
+create schema if not exists ${KIT_SCHEMA};
+comment on schema ${KIT_SCHEMA} is 'ballast: production safety rails (queues, idempotency, audit, cleanup, checks). Installed by the ballast package; ballast uninstall removes it.';
+-- The kit's functions are executable only where granted (graphile/starter's default), in this schema only.
+alter default privileges in schema ${KIT_SCHEMA} revoke execute on functions from public;
+create table if not exists ${KIT_SCHEMA}.migrations (
+  id int primary key,                          -- the number of migrations/NNNNNN-name.sql
+  name text not null,                          -- its file name without .sql
+  version text not null,                       -- the ballast version that applied it
+  applied_at timestamptz not null default now()
+);
+comment on table ${KIT_SCHEMA}.migrations is
+  E'The kit''s migrations applied here (migrations/NNNNNN-name.sql of the ballast package), one row each; inserted before the migration runs, so two installers collide on it.';
+`;
+
+/**
+ * Creates the kit's roles that are missing, records them in ballast.created_roles (so `uninstall --roles`
+ * drops exactly those) and never alters a role that exists. The authenticator gets LOGIN only when a
+ * password is given (setting ballast.install_authenticator_password for this transaction).
+ */
+export const ROLES_SQL = `
+do $ballast$
+declare
+  visitors text[] := array[${VISITOR_ROLES.map(literal).join(', ')}];
+  authenticator text := ${literal(KIT_ROLES.authenticator)};
+  wanted text[] := array[${literal(KIT_ROLES.authenticator)}] || visitors;
+  missing text[];
+  password text := nullif(current_setting('ballast.install_authenticator_password', true), '');
+  r text;
+  created text[] := '{}';
+begin
+  select coalesce(array_agg(w order by w), '{}') into missing
+  from unnest(wanted) w where not exists (select 1 from pg_roles where rolname = w);
+  if cardinality(missing) = 0 then
+    return;
+  end if;
+  if not (select rolsuper or rolcreaterole from pg_roles where rolname = current_user) then
+    raise exception using errcode = '42501',
+      message = format('ballast needs the roles %s, which are missing, and %I may not create roles', array_to_string(missing, ', '), current_user),
+      hint = 'Install as a role with CREATEROLE, or ask a superuser to create them: ' ||
+             (select string_agg(format('create role %I %s', m, case when m = authenticator then 'login noinherit password ''...''' else 'nologin' end), '; ')
+              from unnest(missing) m) || '; then grant ' || array_to_string(visitors, ', ') || ' to ' || authenticator || '.';
+  end if;
+  foreach r in array missing loop
+    if r = authenticator then
+      if password is null then
+        execute format('create role %I nologin noinherit nosuperuser nocreatedb nocreaterole nobypassrls', r);
+        raise notice 'ballast: created role % without LOGIN (no password was given); to let the API log in: alter role % login password ''...''', r, r;
+      else
+        execute format('create role %I login noinherit nosuperuser nocreatedb nocreaterole nobypassrls password %L', r, password);
+      end if;
+    else
+      execute format('create role %I nologin nosuperuser nocreatedb nocreaterole nobypassrls', r);
+    end if;
+    insert into ${KIT_SCHEMA}.created_roles (role_name) values (r) on conflict do nothing;
+    created := created || r;
+  end loop;
+  -- memberships only between roles made just now: an existing role's memberships are its owner's business
+  foreach r in array visitors loop
+    if (r = any(created) or authenticator = any(created))
+       and not pg_has_role(authenticator, r, 'member') then
+      execute format('grant %I to %I', r, authenticator);
+    end if;
+  end loop;
+end
+$ballast$;
+`;
+
+export const recordMigrationSql = (id: number, name: string, version: string) =>
+  `insert into ${KIT_SCHEMA}.migrations (id, name, version) values (${id}, ${literal(name)}, ${literal(version)});`;
+
+export const recordInstallSql = (version: string, digest: string) =>
+  `insert into ${KIT_SCHEMA}.installs (version, definitions_sha1) values (${literal(version)}, ${literal(digest)});`;
+
+/** The pg_cron jobs of this database that the kit scheduled (by name). */
+export const KIT_CRON_JOBS_SQL = `select jobid, jobname from cron.job where jobname like ${literal(CRON_JOB_PREFIX.replace(/_/g, '\\_') + '%')} and database = current_database() order by jobname`;

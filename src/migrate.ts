@@ -1,0 +1,142 @@
+// migrate(): install or upgrade the kit in a database, in one transaction, serialised by an advisory
+// lock. It refuses a database whose kit is newer than this code. It touches only schema ballast, the
+// roles it creates when they are missing, grants on its own objects, its own pg_cron jobs and, after
+// the commit, graphile-worker's schema for ballast's worker (ballast_worker).
+import pg from 'pg';
+import { runMigrations, Logger } from 'graphile-worker';
+import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
+import { compareVersions, definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
+import { BOOKKEEPING_SQL, LOCK_SQL, ROLES_SQL, recordInstallSql, recordMigrationSql } from './install_sql.ts';
+import { BallastError } from './errors.ts';
+
+export type MigrateOptions = {
+  /** A connection string for the role that will own the kit's objects (your migration role). */
+  databaseUrl: string;
+  /** Password for ballast_authenticator if the installer creates it; without one it is created NOLOGIN. */
+  authenticatorPassword?: string;
+  /** Re-apply sql/ even when its digest is unchanged. */
+  force?: boolean;
+  /** Install graphile-worker's schema for ballast's worker (default WORKER_SCHEMA); false to skip. */
+  workerSchema?: string | false;
+  /** Progress lines (default: none). */
+  onProgress?: (line: string) => void;
+};
+
+export type MigrateResult = {
+  version: string;
+  previousVersion: string | null;
+  migrationsApplied: string[];
+  definitionsApplied: boolean;
+  rolesCreated: string[];
+  workerSchema: string | null;
+  changed: boolean;
+};
+
+type State = { schema: boolean; applied: Map<number, string>; version: string | null; digest: string | null };
+
+async function readState(client: pg.Client): Promise<State> {
+  const s = await client.query<{ schema: boolean; migrations: boolean; installs: boolean }>(
+    `select to_regnamespace($1) is not null as schema, to_regclass($1 || '.migrations') is not null as migrations,
+            to_regclass($1 || '.installs') is not null as installs`, [KIT_SCHEMA]);
+  const { schema, migrations, installs } = s.rows[0];
+  const applied = new Map<number, string>();
+  let version: string | null = null, digest: string | null = null;
+  if (migrations) {
+    for (const r of (await client.query<{ id: number; name: string }>(`select id, name from ${KIT_SCHEMA}.migrations order by id`)).rows) applied.set(r.id, r.name);
+  }
+  if (installs) {
+    const last = await client.query<{ version: string; definitions_sha1: string }>(
+      `select version, definitions_sha1 from ${KIT_SCHEMA}.installs order by id desc limit 1`);
+    version = last.rows[0]?.version ?? null;
+    digest = last.rows[0]?.definitions_sha1 ?? null;
+  }
+  return { schema, applied, version, digest };
+}
+
+/** Throws BallastError when the database holds a kit newer than this code (or one this code never made). */
+export function refuseNewer(state: State, known: { id: number; name: string }[], version: string): void {
+  const knownIds = new Map(known.map((m) => [m.id, m.name]));
+  const unknown = [...state.applied].filter(([id]) => !knownIds.has(id));
+  const newer = state.version !== null && compareVersions(state.version, version) > 0;
+  if (unknown.length || newer) {
+    throw new BallastError('KIT_NEWER',
+      `this database has ballast ${state.version ?? '(unknown version)'}${unknown.length ? ` with migration ${unknown.map(([, n]) => n).join(', ')}` : ''}, ` +
+      `newer than this code (ballast ${version}, migrations up to ${known.at(-1)?.name ?? 'none'}). ` +
+      `Nothing was changed. Run the installer of ballast ${state.version ?? 'that version'} or newer.`);
+  }
+  for (const [id, name] of state.applied) {
+    if (knownIds.get(id) !== name) {
+      throw new BallastError('KIT_MISMATCH', `ballast.migrations has migration ${id} as ${name}, but this code ships ${knownIds.get(id)}: the migration chain differs. Nothing was changed.`);
+    }
+  }
+}
+
+export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
+  const say = opts.onProgress ?? (() => {});
+  const version = kitVersion();
+  const migrations = kitMigrations();
+  const defs = kitDefinitions();
+  const digest = definitionsDigest(defs, version);
+  const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'ballast migrate' });
+  await client.connect();
+  const result: MigrateResult = { version, previousVersion: null, migrationsApplied: [], definitionsApplied: false, rolesCreated: [], workerSchema: null, changed: false };
+  try {
+    // NOTICEs (a role made without LOGIN, a job not scheduled) are worth passing on
+    client.on('notice', (n) => {
+      if (n.severity === 'WARNING' || n.message.startsWith('ballast: ')) say(n.message.replace(/^ballast: /, ''));
+    });
+    await client.query('begin');
+    await client.query(LOCK_SQL);
+    const state = await readState(client);
+    result.previousVersion = state.version;
+    refuseNewer(state, migrations, version);
+    if (!state.schema || !state.applied.size) await client.query(BOOKKEEPING_SQL);
+    for (const m of migrations.filter((x) => !state.applied.has(x.id))) {
+      say(`migration ${m.name}`);
+      await client.query(recordMigrationSql(m.id, m.name, version));
+      await runFile(client, `migrations/${m.name}.sql`, m.body);
+      result.migrationsApplied.push(m.name);
+    }
+    const before = new Set((await client.query<{ role_name: string }>(`select role_name from ${KIT_SCHEMA}.created_roles`)).rows.map((r) => r.role_name));
+    await client.query(`select set_config('ballast.install_authenticator_password', $1, true)`, [opts.authenticatorPassword ?? '']);
+    await client.query(ROLES_SQL);
+    await client.query(`select set_config('ballast.install_authenticator_password', '', true)`);
+    result.rolesCreated = (await client.query<{ role_name: string }>(`select role_name from ${KIT_SCHEMA}.created_roles order by 1`)).rows
+      .map((r) => r.role_name).filter((r) => !before.has(r));
+    if (opts.force || state.digest !== digest || result.migrationsApplied.length > 0) {
+      say(`definitions (${defs.length} files of sql/)`);
+      for (const d of defs) await runFile(client, d.name, d.body);
+      result.definitionsApplied = true;
+    }
+    result.changed = result.migrationsApplied.length > 0 || result.definitionsApplied || result.rolesCreated.length > 0 || state.version !== version;
+    if (result.changed) await client.query(recordInstallSql(version, digest));
+    await client.query('commit');
+  } catch (e) {
+    await client.query('rollback').catch(() => {});
+    throw e;
+  } finally {
+    await client.end();
+  }
+  if (opts.workerSchema !== false) {
+    result.workerSchema = opts.workerSchema ?? WORKER_SCHEMA;
+    await runMigrations({ connectionString: opts.databaseUrl, schema: result.workerSchema, logger: silentLogger });
+  }
+  return result;
+}
+
+const silentLogger = new Logger(() => () => {});
+
+/** Runs one file; an error names the file and the place in it. */
+async function runFile(client: pg.Client, name: string, body: string): Promise<void> {
+  try {
+    await client.query(body);
+  } catch (e) {
+    const err = e as pg.DatabaseError;
+    let where = '';
+    if (err.position) {
+      const line = body.slice(0, Number(err.position)).split('\n').length;
+      where = ` (line ${line})`;
+    }
+    throw new BallastError('SQL_FAILED', `${name}${where}: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}${err.where ? `\n  ${err.where}` : ''}. Nothing was changed.`, err.code);
+  }
+}
