@@ -23,7 +23,8 @@ if (currentMigrationPending()) {
 }
 let cfg: ReturnType<typeof dbConfig>;
 try {
-  cfg = dbConfig({ test: true, dataDir: path.join(ROOT, '.ballast', 'test-pgdata') });
+  // BALLAST_TEST_CLUSTER and BALLAST_TEST_PG_PORT let two runs (two worktrees, two people) use separate clusters
+  cfg = dbConfig({ test: true, dataDir: path.join(ROOT, '.ballast', process.env.BALLAST_TEST_CLUSTER || 'test-pgdata') });
 } catch (e) {
   fail((e as Error).message);
 }

@@ -193,7 +193,7 @@ end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
 comment on function ballast.record_refresh_request(regclass) is
   E'Called by the source triggers when a view''s request flag has expired: records a request (flag deadline + queue row). Executable by every role; it only ever marks a registered view stale.';
-grant execute on function ballast.record_refresh_request(regclass) to public;
+-- executable by every role: granted in sql/privileges.sql, which owns every grant to PUBLIC
 
 ---- request_trigger_function
 ---- The trigger function register_matview() generates for a view's request flag: ballast.tg__<flag name>().

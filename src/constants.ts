@@ -6,8 +6,8 @@ export const KIT_SCHEMA = 'ballast';
 export const WORKER_SCHEMA = 'ballast_worker';
 /** pg_advisory_xact_lock key that serialises installers, uninstallers and print-sql scripts (hashtext of it). */
 export const INSTALL_LOCK = 'ballast install';
-/** pg_cron jobs the kit schedules are named with this prefix; uninstall removes exactly those. */
-export const CRON_JOB_PREFIX = 'ballast_';
+/** pg_cron jobs the kit schedules are named 'ballast_…' or 'ballast …'; uninstall removes exactly those. */
+export const CRON_JOB_NAME = /^ballast[_ ]/;
 
 /** The roles the kit grants to. Created when missing (never altered when present). */
 export const KIT_ROLES = {

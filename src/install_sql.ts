@@ -1,11 +1,16 @@
 // The SQL of an install, shared by migrate() (which runs it) and print-sql (which prints it for psql):
 // one source, so both ways give the same schema.
-import { CRON_JOB_PREFIX, INSTALL_LOCK, KIT_ROLES, KIT_SCHEMA, VISITOR_ROLES } from './constants.ts';
+import { CRON_JOB_NAME, INSTALL_LOCK, KIT_ROLES, KIT_SCHEMA, VISITOR_ROLES } from './constants.ts';
 
 export const literal = (s: string) => "'" + s.replace(/'/g, "''") + "'";
 
-/** Serialises installers: the second waits here, then finds nothing left to do. */
-export const LOCK_SQL = `select pg_advisory_xact_lock(hashtext(${literal(INSTALL_LOCK)}))`;
+/**
+ * Serialises installers: the second waits here, then finds nothing left to do. A session lock, taken
+ * before BEGIN: a transaction that began before the first installer committed would still see the
+ * catalog as it was (its cached "no such table"), so the waiting one must start its transaction after.
+ */
+export const LOCK_SQL = `select pg_advisory_lock(hashtext(${literal(INSTALL_LOCK)}))`;
+export const UNLOCK_SQL = `select pg_advisory_unlock(hashtext(${literal(INSTALL_LOCK)}))`;
 
 /** The schema and the migrations table; a schema ballast that has no migrations table is not ours. */
 export const BOOKKEEPING_SQL = `
@@ -20,8 +25,6 @@ end
 $ballast$;
 create schema if not exists ${KIT_SCHEMA};
 comment on schema ${KIT_SCHEMA} is 'ballast: production safety rails (queues, idempotency, audit, cleanup, checks). Installed by the ballast package; ballast uninstall removes it.';
--- The kit's functions are executable only where granted (graphile/starter's default), in this schema only.
-alter default privileges in schema ${KIT_SCHEMA} revoke execute on functions from public;
 create table if not exists ${KIT_SCHEMA}.migrations (
   id int primary key,                          -- the number of migrations/NNNNNN-name.sql
   name text not null,                          -- its file name without .sql
@@ -91,5 +94,5 @@ export const recordMigrationSql = (id: number, name: string, version: string) =>
 export const recordInstallSql = (version: string, digest: string) =>
   `insert into ${KIT_SCHEMA}.installs (version, definitions_sha1) values (${literal(version)}, ${literal(digest)});`;
 
-/** The pg_cron jobs of this database that the kit scheduled (by name). */
-export const KIT_CRON_JOBS_SQL = `select jobid, jobname from cron.job where jobname like ${literal(CRON_JOB_PREFIX.replace(/_/g, '\\_') + '%')} and database = current_database() order by jobname`;
+/** The pg_cron jobs of this database that the kit scheduled: named 'ballast_…' or 'ballast …'. */
+export const KIT_CRON_JOBS_SQL = `select jobid, jobname from cron.job where jobname ~ ${literal(CRON_JOB_NAME.source)} and database = current_database() order by jobname`;

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { runMigrations, Logger } from 'graphile-worker';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
 import { compareVersions, definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
-import { BOOKKEEPING_SQL, LOCK_SQL, ROLES_SQL, recordInstallSql, recordMigrationSql } from './install_sql.ts';
+import { BOOKKEEPING_SQL, LOCK_SQL, UNLOCK_SQL, ROLES_SQL, recordInstallSql, recordMigrationSql } from './install_sql.ts';
 import { BallastError } from './errors.ts';
 
 export type MigrateOptions = {
@@ -85,8 +85,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     client.on('notice', (n) => {
       if (n.severity === 'WARNING' || n.message.startsWith('ballast: ')) say(n.message.replace(/^ballast: /, ''));
     });
-    await client.query('begin');
     await client.query(LOCK_SQL);
+    await client.query('begin');
     const state = await readState(client);
     result.previousVersion = state.version;
     refuseNewer(state, migrations, version);
@@ -115,6 +115,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     await client.query('rollback').catch(() => {});
     throw e;
   } finally {
+    await client.query(UNLOCK_SQL).catch(() => {});
     await client.end();
   }
   if (opts.workerSchema !== false) {

@@ -4,7 +4,7 @@
 // schema for ballast's worker, which the worker creates when it first starts.
 import { KIT_SCHEMA } from './constants.ts';
 import { definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
-import { BOOKKEEPING_SQL, LOCK_SQL, ROLES_SQL, literal, recordInstallSql, recordMigrationSql } from './install_sql.ts';
+import { BOOKKEEPING_SQL, LOCK_SQL, UNLOCK_SQL, ROLES_SQL, literal, recordInstallSql, recordMigrationSql } from './install_sql.ts';
 
 export function printSql(): string {
   const version = kitVersion();
@@ -18,8 +18,8 @@ export function printSql(): string {
 --   psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] -d <database> -f ballast.sql
 -- Run it as the role that should own the kit's objects. It refuses a database whose kit is newer.
 \\set ON_ERROR_STOP on
-begin;
 ${LOCK_SQL};
+begin;
 do $ballast$
 declare
   newest int;
@@ -60,6 +60,7 @@ select coalesce((select definitions_sha1 from ${KIT_SCHEMA}.installs order by id
   out.push(`${recordInstallSql(version, digest)}
 \\endif
 commit;
+${UNLOCK_SQL};
 `);
   return out.join('\n\n');
 }

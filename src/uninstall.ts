@@ -5,7 +5,7 @@
 // and changes nothing, rather than letting DROP ... CASCADE take them with it.
 import pg from 'pg';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
-import { KIT_CRON_JOBS_SQL, LOCK_SQL } from './install_sql.ts';
+import { KIT_CRON_JOBS_SQL, LOCK_SQL, UNLOCK_SQL } from './install_sql.ts';
 import { BallastError } from './errors.ts';
 
 export type UninstallOptions = {
@@ -36,8 +36,8 @@ export async function uninstall(opts: UninstallOptions): Promise<UninstallResult
   const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'ballast uninstall' });
   await client.connect();
   try {
-    await client.query('begin');
     await client.query(LOCK_SQL);
+    await client.query('begin');
     const present = await client.query<{ kit: boolean; migrations: boolean }>(
       `select to_regnamespace($1) is not null as kit, to_regclass($1 || '.migrations') is not null as migrations`, [KIT_SCHEMA]);
     if (!present.rows[0].kit) {
@@ -66,8 +66,8 @@ export async function uninstall(opts: UninstallOptions): Promise<UninstallResult
       join pg_proc p on p.oid = t.tgfoid
       join pg_class c on c.oid = t.tgrelid
       join pg_namespace tn on tn.oid = c.relnamespace
-      where not t.tgisinternal and p.pronamespace = $1::regnamespace
-        and not (tn.nspname = $1 or tn.nspname like $1 || '\\_%')
+      where not t.tgisinternal and p.pronamespace = $1::text::regnamespace
+        and not ${ours('tn.nspname')}
       order by 2, 1`, [KIT_SCHEMA]);
     for (const t of triggers.rows) {
       await client.query(`drop trigger ${client.escapeIdentifier(t.tgname)} on ${t.tbl}`);
@@ -82,7 +82,11 @@ export async function uninstall(opts: UninstallOptions): Promise<UninstallResult
         union all select 'pg_type'::regclass, t.oid from pg_type t join pg_namespace n on n.oid = t.typnamespace where ${ours('n.nspname')}
         union all select 'pg_namespace'::regclass, n.oid from pg_namespace n where ${ours('n.nspname')}
       )
-      select distinct pg_describe_object(d.classid, d.objid, d.objsubid) as what
+      select distinct coalesce(
+               -- a view depends through its rewrite rule: name the view
+               (select format('%s %s', v.type, v.identity) from pg_rewrite r, pg_identify_object('pg_class'::regclass, r.ev_class, 0) v
+                 where d.classid = 'pg_rewrite'::regclass and r.oid = d.objid),
+               format('%s %s', o.type, o.identity)) as what
       from pg_depend d
       join kit k on k.classid = d.refclassid and k.objid = d.refobjid
       cross join lateral pg_identify_object(d.classid, d.objid, d.objsubid) o
@@ -138,6 +142,7 @@ export async function uninstall(opts: UninstallOptions): Promise<UninstallResult
     await client.query('rollback').catch(() => {});
     throw e;
   } finally {
+    await client.query(UNLOCK_SQL).catch(() => {});
     await client.end();
   }
 }

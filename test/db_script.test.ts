@@ -13,7 +13,8 @@ const scratch = fs.mkdtempSync(path.join(ROOT, '.ballast', 'db-script-'));
 
 function db(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  delete childEnv.DATABASE_URL; // these tests are about the local cluster
+  // these tests are about the development cluster: not the caller's database, not the test cluster
+  for (const v of ['DATABASE_URL', 'BALLAST_TEST', 'BALLAST_TEST_PG_DATA', 'BALLAST_TEST_PG_PORT', 'BALLAST_TEST_DATABASE_URL']) delete childEnv[v];
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [path.join(ROOT, 'scripts', 'db.ts'), ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
