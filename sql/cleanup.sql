@@ -797,9 +797,10 @@ returns table (tbl text, time_column name, retain interval, batch_size int, sche
     ('ballast.cache_invalidation_queue', 'processed_at'::name, interval '1 hour', 1000, '*/5 * * * *', 'delivered cache invalidations an hour after delivery'),
     ('ballast.performance_metrics', 'created_at'::name, interval '7 days', 1000, '37 * * * *', 'request metrics older than 7 days'),
     ('ballast.mv_refresh_log', 'started_at'::name, interval '30 days', 1000, '47 3 * * *', 'materialized view refresh log older than 30 days'),
-    ('ballast.cleanup_runs', 'started_at'::name, interval '30 days', 1000, '52 3 * * *', 'cleanup runs older than 30 days'),
-    -- pg_cron's own log (pg_cron issue #416); pg_cron's RLS limits the owner to its own jobs' rows
-    ('cron.job_run_details', 'end_time'::name, interval '7 days', 1000, '57 3 * * *', 'pg_cron run history older than 7 days')
+    ('ballast.cleanup_runs', 'started_at'::name, interval '30 days', 1000, '52 3 * * *', 'cleanup runs older than 30 days')
+    -- Not pg_cron's own log (cron.job_run_details): it is not the kit's table. Installed by a superuser, a
+    -- policy there would delete every application's run history; an app that wants it adds the policy
+    -- itself (the example app does, in example/sql/app_cleanup.sql).
 $$ language sql immutable;
 comment on function ballast.cleanup_builtin_policies() is
   E'The cleanup policies ballast installs when their table exists. The audit log has none by default: add one to opt in.';

@@ -26,9 +26,9 @@ select ok((select p99_ms > 49 and p99_ms <= 50 from ballast.api_metrics_hourly w
 
 -- enqueue_error_reports: one report_error job per report
 select is(ballast.enqueue_error_reports('[{"status": 500, "code": "X", "count": 1}, {"status": 503, "code": "Y", "count": 2}]'), 2, 'enqueue_error_reports queues one job per report');
-select is((select count(*)::int from graphile_worker.jobs where task_identifier = 'report_error'), 2, 'the jobs are report_error jobs');
+select is((select count(*)::int from ballast_worker.jobs where task_identifier = 'report_error'), 2, 'the jobs are report_error jobs');
 select throws_ok($$select ballast.enqueue_error_reports('[1]')$$, '22023', 'enqueue_error_reports: every report must be a JSON object', 'a report that is not an object is refused');
-select is((select count(*)::int from graphile_worker.jobs where task_identifier = 'report_error'), 2, 'a refused call queues nothing');
+select is((select count(*)::int from ballast_worker.jobs where task_identifier = 'report_error'), 2, 'a refused call queues nothing');
 
 -- metrics_snapshot: every metrics__ function, each answering or failing on its own
 create function ballast.metrics__zz_broken() returns table (metric text, help text, labels jsonb, value double precision)

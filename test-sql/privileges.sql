@@ -3,7 +3,7 @@ begin;
 select plan(3);
 
 select is(
-  (select coalesce(array_agg(p.oid::regprocedure::text order by 1), '{}')
+  (select coalesce(array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text), '{}')
      from pg_proc p
     where p.pronamespace = 'ballast'::regnamespace -- functions and procedures
       and has_function_privilege('public', p.oid, 'execute')),

@@ -237,15 +237,20 @@ select is(to_regclass('ballast.matview_request_flag_' || 'rq_tap.mv'::regclass::
           || to_regprocedure('ballast.tg__matview_request_flag_' || 'rq_tap.mv'::regclass::oid || '()')::text, null,
           'its request flag and trigger function are dropped');
 
--- ---- the example app's view is registered on its table
-select ok((select ok from ballast.verify__refresh_queue() where check_name = 'refresh_queue triggers app_private.fund_stats'),
-          'app_private.fund_stats is registered with its trigger on app_public.funds');
-insert into app_public.organizations (id, name) values ('00000000-0000-0000-0000-00000000a11a', 'refresh queue test org');
-insert into app_public.funds (org_id, name, size) values ('00000000-0000-0000-0000-00000000a11a', 'a fund', 1);
-select setval(rq_tap.flag('app_private.fund_stats'), 0);
-delete from ballast.materialized_view_refresh_queue where matview = 'app_private.fund_stats'::regclass;
-delete from app_public.organizations where id = '00000000-0000-0000-0000-00000000a11a';
-select is(rq_tap.pending('app_private.fund_stats'), 1::bigint, 'a delete cascading from organizations to funds requests a refresh');
+-- ---- a delete cascading into a source table (a parent of its rows) still requests a refresh
+create table rq_tap.parent (id int primary key);
+create table rq_tap.child (id int primary key, parent_id int not null references rq_tap.parent on delete cascade, v int not null);
+insert into rq_tap.parent values (1), (2);
+insert into rq_tap.child values (1, 1, 10), (2, 2, 20);
+create materialized view rq_tap.child_totals as select parent_id, sum(v) as total from rq_tap.child group by parent_id;
+create unique index on rq_tap.child_totals (parent_id);
+select ballast.register_matview('rq_tap.child_totals', array['rq_tap.child']::regclass[]);
+select ok((select ok from ballast.verify__refresh_queue() where check_name = 'refresh_queue triggers rq_tap.child_totals'),
+          'a registered view has its trigger on its source (verify__refresh_queue)');
+select setval(rq_tap.flag('rq_tap.child_totals'), 0);
+delete from ballast.materialized_view_refresh_queue where matview = 'rq_tap.child_totals'::regclass;
+delete from rq_tap.parent where id = 1;
+select is(rq_tap.pending('rq_tap.child_totals'), 1::bigint, 'a delete cascading from a parent table into the source requests a refresh');
 
 select * from finish();
 rollback;

@@ -3,11 +3,13 @@
 // with SINK_URL set; it prints "ready" once graphile-worker runs and stops on SIGTERM.
 import { Logger, run } from 'graphile-worker';
 import { dbConfig } from '../../scripts/lib/config.ts';
+import { WORKER_SCHEMA } from '../../src/constants.ts';
 
 const sinkUrl = process.env.SINK_URL;
 if (!sinkUrl) throw new Error('SINK_URL must be set to the sink to POST to');
 const runner = await run({
   connectionString: dbConfig({ bench: true }).ownerUrl,
+  schema: WORKER_SCHEMA, // the graphile-worker installation the kit's own worker uses
   concurrency: Number(process.env.CONCURRENCY || 10),
   noHandleSignals: true,
   pollInterval: 1000,

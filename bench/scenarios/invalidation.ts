@@ -45,7 +45,7 @@ async function setup(ctx: BenchContext): Promise<void> {
   // what the brief warns about: a wake-up job upserted by every statement (one job_key row for everyone)
   await ctx.query(`create function ${S}.tg_wake_every_statement() returns trigger language plpgsql as $$
     begin
-      perform graphile_worker.add_job('bench_noop', job_key => 'bench_invalidation_wake', job_key_mode => 'preserve_run_at');
+      perform ballast_worker.add_job('bench_noop', job_key => 'bench_invalidation_wake', job_key_mode => 'preserve_run_at');
       return null;
     end $$`);
   await ctx.query(`create trigger wake_every_statement after update on ${S}.funds for each statement execute function ${S}.tg_wake_every_statement()`);
@@ -80,7 +80,7 @@ async function use(ctx: BenchContext, mode: Mode): Promise<void> {
 async function clearKit(ctx: BenchContext, since: Date): Promise<void> {
   await ctx.query('delete from ballast.cache_invalidation_inbox where enqueued_at >= $1', [since]);
   await ctx.query('delete from ballast.cache_invalidation_queue where enqueued_at >= $1', [since]);
-  await ctx.query(`delete from graphile_worker._private_jobs where key = 'bench_invalidation_wake'`);
+  await ctx.query(`delete from ballast_worker._private_jobs where key = 'bench_invalidation_wake'`);
 }
 
 async function bulkUpdate(ctx: BenchContext, rounds: number): Promise<{ rows: Row[]; extra: Record<string, unknown> }> {
@@ -239,14 +239,14 @@ async function delivery(ctx: BenchContext, tags: number, baselineTags: number): 
     const baseline = await startProcess('bench/lib/job_per_tag_worker.ts', { SINK_URL: sink.url, CONCURRENCY: '10' }, /ready/);
     let baselineSeconds: number;
     try {
-      await ctx.query(`select count(*) from graphile_worker.add_jobs(array(
-        select ('bench_invalidate_one', json_build_object('tag', $1 || g), null, null, null, null, null, null)::graphile_worker.job_spec
+      await ctx.query(`select count(*) from ballast_worker.add_jobs(array(
+        select ('bench_invalidate_one', json_build_object('tag', $1 || g), null, null, null, null, null, null)::ballast_worker.job_spec
         from generate_series(1, $2::int) g))`, [prefix + 'j', baselineTags]);
       baselineSeconds = await waitCount(ctx, 'part 3: one graphile-worker job per tag', sink, baselineTags, 900_000);
     } finally {
       await stopProcess(baseline);
-      await ctx.query(`delete from graphile_worker._private_jobs where task_id in
-        (select id from graphile_worker._private_tasks where identifier = 'bench_invalidate_one')`);
+      await ctx.query(`delete from ballast_worker._private_jobs where task_id in
+        (select id from ballast_worker._private_tasks where identifier = 'bench_invalidate_one')`);
     }
     return {
       rows: [{ metric: `delivery of ${tags / 1000}k distinct tags, one process`, baseline: baselineTags / baselineSeconds, ballast: tags / ballastSeconds,

@@ -16,7 +16,7 @@ begin
   if current_database() = current_setting('cron.database_name', true) then
     create extension if not exists pg_cron;
     grant usage on schema cron to :DATABASE_OWNER;
-    -- cleanup (sql/cleanup.sql) keeps cron.job_run_details to 7 days: its batches are found through an
+    -- cleanup (example/sql/app_cleanup.sql) keeps cron.job_run_details to 7 days: its batches are found through an
     -- index leading with end_time and locked with FOR UPDATE SKIP LOCKED, which needs UPDATE privilege on
     -- some column (pg_cron grants SELECT and DELETE to public; its RLS limits each role to its own jobs' rows).
     create index if not exists job_run_details_end_time_idx on cron.job_run_details (end_time);

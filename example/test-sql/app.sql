@@ -8,7 +8,7 @@
 -- Plus our own assertion (pgTAP has none) that every table in the app schemas and ballast has RLS
 -- enabled and forced.
 begin;
-\ir tests_schema.psql
+\ir app_tests_schema.psql
 
 -- Fixtures: two organisations, each with a member, an admin and a peer; a user in no organisation.
 select tests.create_org('org A'), tests.create_org('org B');
@@ -131,7 +131,7 @@ begin
 end $$ language plpgsql;
 create table tests.rls_actual as select * from tests.rls_results();
 
-select plan((select count(*)::int from tests.rls_actual) + 7);
+select plan((select count(*)::int from tests.rls_actual) + 8);
 
 -- The matrix covers every table of the app schemas, every command and every persona.
 select is((select string_agg(ballast.qualified_name(c.oid), ', ' order by 1) from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -182,6 +182,10 @@ alter table app_private.rls_probe enable row level security;
 select is(array(select tests.tables_without_forced_rls(array['app_private'])), array['app_private.rls_probe (enabled=t forced=f)'],
           'a table whose RLS is enabled but not forced is caught');
 drop table app_private.rls_probe;
+
+-- verify_migration_success() checks the example's schemas too (ballast.configure in sql/app.sql).
+select is(ballast.verify_schemas(), array['ballast', 'app_public', 'app_private']::name[],
+          'verify_migration_success checks ballast, app_public and app_private for RLS and policies');
 
 select * from finish();
 rollback;

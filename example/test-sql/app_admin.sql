@@ -2,8 +2,8 @@
 -- only, each filter, input validation) and app_public.operations_health (admins only), plus the
 -- development seed (idempotent).
 begin;
-\ir tests_schema.psql
-select plan(29);
+\ir app_tests_schema.psql
+select plan(32);
 
 select tests.create_org('org A'), tests.create_org('org B');
 select tests.create_user(u) from unnest(array['member A', 'admin A', 'admin B']) u;
@@ -21,6 +21,17 @@ update app_public.funds set size = 150 where name = 'Fund A1';
 select tests.authenticate_as('admin B', 'org B');
 select tests.set_request_id('req-b-1');
 insert into app_public.funds (org_id, name, size) values (tests.id('org B'), 'Fund B1', 300);
+
+-- The example's audit wiring (sql/app.sql): funds and memberships are audited, and its restrictive
+-- policy on ballast.audit_log makes "admin" mean an admin row in app_public.memberships.
+select tests.clear_authentication();
+select is((select array_agg(t order by t) from ballast.audited_tables_list() t where t like 'app\_%'),
+          array['app_public.funds', 'app_public.memberships'], 'funds and memberships are audited');
+select is((select count(*)::int from pg_trigger where tgrelid = 'app_public.funds'::regclass and tgname like '\_900\_audit\_%'), 4,
+          'funds has its four audit triggers');
+select tests.authenticate_as('member A', 'org A', 'admin');
+select is((select count(*)::int from ballast.admin_audit_log where id > (select before_id from marks)), 0,
+          'a member of A whose token claims admin reads no rows of ballast.admin_audit_log (memberships says member)');
 
 -- An admin of org A: their organisation's rows only, newest first, with the actor's name.
 select tests.authenticate_as('admin A', 'org A');

@@ -1,8 +1,8 @@
 -- The example app's fund summary: the owner's refresh sees every organisation's funds (RLS is forced
 -- on funds), and app_public.fund_stats shows a visitor only their own organisation's row.
 begin;
-\ir tests_schema.psql
-select plan(7);
+\ir app_tests_schema.psql
+select plan(9);
 
 select tests.create_org('org A'), tests.create_org('org B');
 select tests.create_user(u) from unnest(array['member A', 'member B', 'outsider']) u;
@@ -30,6 +30,18 @@ select throws_ok('select * from app_private.fund_stats', '42501', null, 'visitor
 select tests.authenticate_as_anonymous();
 select throws_ok('select * from app_public.fund_stats', '42501', null, 'anonymous cannot read the summary');
 select tests.clear_authentication();
+
+-- The registration (sql/app_fund_stats.sql): the view's trigger is on app_public.funds, and deleting an
+-- organisation, which cascades to its funds, requests a refresh.
+select ok((select ok from ballast.verify__refresh_queue() where check_name = 'refresh_queue triggers app_private.fund_stats'),
+          'app_private.fund_stats is registered with its trigger on app_public.funds');
+select tests.create_org('org C');
+insert into app_public.funds (org_id, name, size) values (tests.id('org C'), 'C1', 1);
+select setval((select request_flag from ballast.registered_matviews where matview = 'app_private.fund_stats'::regclass), 0);
+delete from ballast.materialized_view_refresh_queue where matview = 'app_private.fund_stats'::regclass;
+delete from app_public.organizations where id = tests.id('org C');
+select is((select count(*)::int from ballast.materialized_view_refresh_queue where matview = 'app_private.fund_stats'::regclass), 1,
+          'a delete cascading from organizations to funds requests a refresh');
 
 select * from finish();
 rollback;
