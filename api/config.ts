@@ -7,6 +7,9 @@ import { dbConfig } from '../scripts/lib/config.ts';
 import { parseOrigins } from './cors.ts';
 
 export type RateLimit = { capacity: number; refillPerSecond: number } | null; // null = off
+/** The application roles a token's role claim may name (the database's parse_claims accepts these two). */
+export type AppRole = 'member' | 'admin';
+export const APP_ROLES: readonly AppRole[] = ['member', 'admin'];
 export type OperationClass = 'query' | 'mutation';
 
 export type JwtKey =
@@ -49,6 +52,15 @@ export type ApiConfig = {
   jwtIssuer: string | null;
   jwtAudience: string | null;
   jwtClockToleranceS: number;
+  // JWT claims and the database roles they map to (api/jwt.ts)
+  /** The top-level claim holding the organisation's uuid; the database's setting org_claim must name the same claim. */
+  jwtOrgClaim: string;
+  /** The top-level claim holding the application role (member or admin); the database's setting role_claim must agree. */
+  jwtRoleClaim: string;
+  /** The database role a token becomes, by its role claim; a value not listed here is refused with 401. */
+  jwtRoleMap: Partial<Record<AppRole, string>>;
+  /** The database role of a request without a token. */
+  anonymousRole: string;
   // rate limiting (api/rate_limit.ts)
   rateLimits: Record<OperationClass, RateLimit>;
   trustProxyHops: number;
@@ -77,6 +89,11 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 export const JWT_SECRET_MIN_LENGTH = 32;
 /** Only when GRAPHILE_ENV=development and JWT_SECRET is unset: a known secret so dev tools can mint tokens. */
 export const DEVELOPMENT_JWT_SECRET = 'ballast-development-only-jwt-secret-do-not-use-in-production';
+/** Claims whose meaning RFC 7519 fixes: never the organisation or role claim. */
+const REGISTERED_CLAIMS = ['sub', 'exp', 'iat', 'nbf', 'iss', 'aud', 'jti'];
+/** Roles a token must never become: the owner and the authenticator itself (and the usual superuser). */
+const FORBIDDEN_VISITOR_ROLES = ['ballast_owner', 'ballast_authenticator', 'postgres'];
+const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const errors: string[] = [];
@@ -168,6 +185,52 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const jwtIssuer = raw('JWT_ISSUER') ?? null;
   const jwtAudience = raw('JWT_AUDIENCE') ?? null;
 
+  const claimName = (name: string, fallback: string): string => {
+    const v = raw(name);
+    if (v === undefined) return fallback;
+    if (v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) {
+      errors.push(`${name} must name a top-level claim of your tokens in 1 to 200 characters without control characters (e.g. https://example.com/${fallback}), got ${JSON.stringify(v.slice(0, 40))}${v.length > 40 ? '...' : ''}`);
+      return fallback;
+    }
+    if (REGISTERED_CLAIMS.includes(v)) {
+      errors.push(`${name} must not be the registered claim "${v}" (${REGISTERED_CLAIMS.join(', ')} mean what RFC 7519 says)`);
+      return fallback;
+    }
+    return v;
+  };
+  const jwtOrgClaim = claimName('JWT_ORG_CLAIM', 'org_id');
+  const jwtRoleClaim = claimName('JWT_ROLE_CLAIM', 'role');
+  if (jwtOrgClaim === jwtRoleClaim) errors.push(`JWT_ORG_CLAIM and JWT_ROLE_CLAIM must name different claims, both are "${jwtOrgClaim}"`);
+  const roleName = (name: string, v: string): boolean => {
+    if (!ROLE_NAME.test(v)) {
+      errors.push(`${name}: "${v}" is not a database role name (a letter or _, then letters, digits, _ or $; at most 63)`);
+      return false;
+    }
+    if (FORBIDDEN_VISITOR_ROLES.includes(v)) {
+      errors.push(`${name}: "${v}" must not serve visitors; use ballast_anonymous, ballast_member, ballast_admin or a role of yours granted one of them`);
+      return false;
+    }
+    return true;
+  };
+  const jwtRoleMap: Partial<Record<AppRole, string>> = {};
+  const roleMapText = raw('JWT_ROLE_MAP') ?? 'member=ballast_member,admin=ballast_admin';
+  for (const entry of roleMapText.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(entry);
+    const key = m?.[1] as AppRole | undefined;
+    if (!m || !key || !APP_ROLES.includes(key)) {
+      errors.push(`JWT_ROLE_MAP must be "<role claim>=<database role>" pairs for member and/or admin, e.g. "member=authenticated,admin=ballast_admin"; got "${entry}"`);
+    } else if (jwtRoleMap[key] !== undefined) {
+      errors.push(`JWT_ROLE_MAP maps ${key} twice`);
+    } else if (roleName('JWT_ROLE_MAP', m[2])) {
+      jwtRoleMap[key] = m[2];
+    }
+  }
+  if (Object.keys(jwtRoleMap).length === 0 && !errors.some((e) => e.startsWith('JWT_ROLE_MAP'))) {
+    errors.push('JWT_ROLE_MAP must map at least one of member and admin to a database role');
+  }
+  const anonymousRole = raw('DB_ANONYMOUS_ROLE') ?? 'ballast_anonymous';
+  roleName('DB_ANONYMOUS_ROLE', anonymousRole);
+
   const config: ApiConfig = {
     host: env.HOST || '127.0.0.1',
     port: int('PORT', 5678, 0, 65535),
@@ -194,6 +257,10 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     jwtIssuer,
     jwtAudience,
     jwtClockToleranceS: int('JWT_CLOCK_TOLERANCE_S', 5, 0, 3600),
+    jwtOrgClaim,
+    jwtRoleClaim,
+    jwtRoleMap,
+    anonymousRole,
     rateLimits: {
       query: rateLimit('RATE_LIMIT_QUERY', { capacity: 300, refillPerSecond: 10 }),
       mutation: rateLimit('RATE_LIMIT_MUTATION', { capacity: 60, refillPerSecond: 1 }),

@@ -8,8 +8,11 @@ export type Claims = Record<string, unknown>;
 export type RequestState = {
   id: string; // X-Request-Id, validated or generated
   startedAt: number; // performance.now() at arrival
-  claims: Claims | null; // verified JWT claims; null = anonymous
-  role: 'ballast_anonymous' | 'ballast_member' | 'ballast_admin';
+  claims: Claims | null; // verified JWT claims, as the token carries them; null = anonymous
+  /** The database role of the transaction: ballast_anonymous | ballast_member | ballast_admin, or a role of yours (JWT_ROLE_MAP, DB_ANONYMOUS_ROLE). */
+  role: string;
+  /** The organisation uuid api/jwt.ts read from the verified token's org claim (JWT_ORG_CLAIM); unset when anonymous. */
+  orgId?: string;
   log: Logger;
   /** Extra pgSettings for this request's transaction (e.g. set by a middleware). */
   pgSettings: Record<string, string>;

@@ -1,14 +1,18 @@
 // JWT verification with jose: HS256 (JWT_SECRET) or RS256 (JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE).
-// Claims contract: sub (user uuid), org_id (uuid), role ('member' | 'admin'), exp required; iss and aud
-// checked when configured. role admin → ballast_admin, member → ballast_member. Anything wrong with a
+// Claims contract, as identity providers issue them: sub (the subject: any string of 1 to 128
+// characters, 'auth0|123', 'user_2abc' or a uuid), the organisation's uuid and the application role
+// (member | admin) in the claims JWT_ORG_CLAIM and JWT_ROLE_CLAIM name (default org_id and role; the
+// database's settings org_claim and role_claim must name the same ones), exp required; iss and aud
+// checked when configured. The role claim picks the database role (JWT_ROLE_MAP, default member →
+// ballast_member, admin → ballast_admin). The claims go to the database unchanged. Anything wrong with a
 // token that was sent is a JwtRejection (→ 401): never a silent downgrade to anonymous.
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { ApiConfig } from './config.ts';
-import type { Claims, RequestState } from './context.ts';
+import type { ApiConfig, AppRole } from './config.ts';
+import type { Claims } from './context.ts';
 
-export type Role = RequestState['role'];
-export type Verified = { claims: Claims; role: Role; expiresAtMs: number };
+/** A verified token: its claims as sent, the database role it becomes, and what the database will read from it. */
+export type Verified = { claims: Claims; role: string; appRole: AppRole; orgId: string; expiresAtMs: number };
 
 export class JwtRejection extends Error {
   readonly reason: string;
@@ -19,7 +23,8 @@ export class JwtRejection extends Error {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const ROLES: Record<string, Role> = { member: 'ballast_member', admin: 'ballast_admin' };
+/** The longest subject accepted; the database's parse_claims has the same limit. */
+export const MAX_SUBJECT_LENGTH = 128;
 const CACHE_MAX = 10_000;
 
 export class JwtVerifier {
@@ -41,6 +46,11 @@ export class JwtVerifier {
 
   get accepting(): boolean {
     return this.key !== null;
+  }
+
+  /** The database role of a request without a token (DB_ANONYMOUS_ROLE). */
+  get anonymousRole(): string {
+    return this.config.anonymousRole;
   }
 
   /** Verifies the Authorization header's bearer token; throws JwtRejection with a clear message. */
@@ -73,20 +83,35 @@ export class JwtVerifier {
     } catch (e) {
       throw explain(e);
     }
-    const verified = toVerified(payload);
+    const verified = toVerified(payload, this.config);
     if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(token, { ...verified, notBeforeMs: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
     return verified;
   }
 }
 
-function toVerified(payload: JWTPayload): Verified {
-  const { sub, org_id: orgId, role } = payload as JWTPayload & { org_id?: unknown; role?: unknown };
-  if (typeof sub !== 'string' || !UUID.test(sub)) throw new JwtRejection('invalid_claims', `claim "sub" must be a user uuid, got ${JSON.stringify(sub)}`);
-  if (typeof orgId !== 'string' || !UUID.test(orgId)) throw new JwtRejection('invalid_claims', `claim "org_id" must be an organization uuid, got ${JSON.stringify(orgId ?? null)}`);
-  const dbRole = typeof role === 'string' ? ROLES[role] : undefined;
-  if (!dbRole) throw new JwtRejection('invalid_claims', `claim "role" must be "member" or "admin", got ${JSON.stringify(role ?? null)}`);
-  return { claims: payload as Claims, role: dbRole, expiresAtMs: (payload.exp as number) * 1000 };
+function toVerified(payload: JWTPayload, c: ApiConfig): Verified {
+  const { sub } = payload;
+  const orgId = payload[c.jwtOrgClaim];
+  const role = payload[c.jwtRoleClaim];
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUBJECT_LENGTH) {
+    throw new JwtRejection('invalid_claims', `claim "sub" must be the subject's id, a string of 1 to ${MAX_SUBJECT_LENGTH} characters, got ${describe(sub)}`);
+  }
+  if (typeof orgId !== 'string' || !UUID.test(orgId)) {
+    throw new JwtRejection('invalid_claims', `claim "${c.jwtOrgClaim}" must be an organization uuid, got ${describe(orgId)}`);
+  }
+  const appRole = typeof role === 'string' && Object.hasOwn(c.jwtRoleMap, role) ? role as AppRole : undefined;
+  if (!appRole) {
+    const allowed = Object.keys(c.jwtRoleMap).map((k) => `"${k}"`).join(' or ');
+    throw new JwtRejection('invalid_claims', `claim "${c.jwtRoleClaim}" must be ${allowed}, got ${describe(role)}`);
+  }
+  return { claims: payload as Claims, role: c.jwtRoleMap[appRole]!, appRole, orgId, expiresAtMs: (payload.exp as number) * 1000 };
+}
+
+/** A claim's value for an error message: JSON, cut short (a token may carry anything). */
+function describe(v: unknown): string {
+  const text = JSON.stringify(v ?? null);
+  return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 }
 
 function explain(e: unknown): JwtRejection {

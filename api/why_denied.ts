@@ -1,7 +1,8 @@
 // "Why denied" hints: a GraphQL error caused by SQLSTATE 42501 (no privilege, or a row-level security
 // policy refused the row) gets extensions { code: '42501', hint } instead of an opaque masked error.
-// Admins (role ballast_admin with the claim role 'admin') get the full ballast.explain_access() checks;
-// everyone else a short generic hint, so the rules' details are not handed to whoever probes them.
+// Admins (a session whose role claim says admin, as the database reads it: ballast.current_app_role(),
+// the claim its setting role_claim names) get the full ballast.explain_access() checks; everyone else a
+// short generic hint, so the rules' details are not handed to whoever probes them.
 //
 // Two halves, because grafserv's maskError is synchronous and explain_access needs the database:
 //   1. WhyDeniedPlugin's grafast `execute` middleware sees the result while the request's context (its
@@ -21,7 +22,9 @@ export type Hint = { message: string; failed?: string[]; checks?: Check[] };
 export type Denial = { message: string; table: string | null; command: Command; row: Record<string, unknown> | null };
 
 /** Runs one query as the visitor (role and claims applied), e.g. PostGraphile's withPgClient with pgSettings. */
-export type VisitorQuery = (text: string, values: unknown[]) => Promise<Check[]>;
+export type VisitorQuery = (text: string, values: unknown[]) => Promise<CheckRow[]>;
+/** A row of the hint query: whether the database sees a session, an admin's, and (for admins) one check. */
+export type CheckRow = { session: boolean; admin: boolean; check_name: string | null; ok: boolean | null; detail: string | null };
 
 export const GENERIC_HINT_ANONYMOUS = 'This needs a signed-in user: the request has no valid session.';
 export const GENERIC_HINT_MEMBER = 'Your role in this organisation does not allow this. Ask an administrator of the organisation.';
@@ -88,18 +91,27 @@ function parseClaims(text: string | undefined): Record<string, unknown> | null {
 
 /**
  * The hint for one denial. Admins: the failed and all checks of ballast.explain_access, run as the visitor.
- * Others: a short generic sentence, without a database round trip.
+ * Without a session: a short generic sentence, without a database round trip. With one, the database
+ * says whether it is an admin's (the role claim's name is its setting, and one query answers both).
  */
 export async function hintFor(denial: Denial, pgSettings: Record<string, string | undefined>, query: VisitorQuery, schemas: string[] = ['app_public']): Promise<Hint> {
   const claims = parseClaims(pgSettings['request.jwt.claims']);
-  if (!claims || pgSettings.role === 'ballast_anonymous') return { message: GENERIC_HINT_ANONYMOUS };
-  if (pgSettings.role !== 'ballast_admin' || claims.role !== 'admin' || !denial.table) return { message: GENERIC_HINT_MEMBER };
-  const checks = await query(
-    `select e.check_name, e.ok, e.detail
-       from (select c.oid::regclass as tbl from pg_class c join pg_namespace n on n.oid = c.relnamespace
-              where c.relname = $1 and n.nspname = any ($2::text[]) order by array_position($2::text[], n.nspname::text) limit 1) t,
-            ballast.explain_access(t.tbl, $3, $4::jsonb) e`,
+  if (!claims) return { message: GENERIC_HINT_ANONYMOUS };
+  if (!denial.table) return { message: GENERIC_HINT_MEMBER };
+  // explain_access runs only when the session is an admin's: the condition gates the lateral subquery
+  const rows = await query(
+    `select a.session, a.admin, e.check_name, e.ok, e.detail
+       from (select ballast.current_claims() is not null as session, ballast.current_app_role() is not distinct from 'admin' as admin) a
+       left join lateral (
+         select e.check_name, e.ok, e.detail
+           from (select c.oid::regclass as tbl from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where c.relname = $1 and n.nspname = any ($2::text[]) order by array_position($2::text[], n.nspname::text) limit 1) t,
+                ballast.explain_access(t.tbl, $3, $4::jsonb) e
+          where a.admin) e on true`,
     [denial.table, schemas, denial.command, denial.row ? JSON.stringify(denial.row) : null]);
+  if (!rows[0]?.session) return { message: GENERIC_HINT_ANONYMOUS }; // e.g. claims the database finds expired
+  if (!rows[0].admin) return { message: GENERIC_HINT_MEMBER };
+  const checks: Check[] = rows.filter((r) => r.check_name !== null).map((r) => ({ check_name: r.check_name!, ok: r.ok, detail: r.detail }));
   const failed = checks.filter((c) => c.ok === false).map((c) => c.check_name);
   return {
     message: failed.length ? `Denied ${denial.command} on ${denial.table}: ${failed.join(', ')} failed.` : `Denied ${denial.command} on ${denial.table}.`,
@@ -127,7 +139,7 @@ export const WhyDeniedPlugin: GraphileConfig.Plugin = {
         const settings = ctx.pgSettings ?? {};
         const query: VisitorQuery = async (text, values) => {
           if (!ctx.withPgClient) throw new Error('no withPgClient in the GraphQL context');
-          return ctx.withPgClient(settings, async (client) => [...(await client.query<Check>({ text, values })).rows]);
+          return ctx.withPgClient(settings, async (client) => [...(await client.query<CheckRow>({ text, values })).rows]);
         };
         for (const error of result.errors) {
           const pg = deniedPgError(error);

@@ -114,7 +114,7 @@ create table ballast.audit_log (
   old_values jsonb,                  -- the row before (UPDATE, DELETE), minus the excluded columns
   new_values jsonb,                  -- the row after (INSERT, UPDATE), minus the excluded columns
   changed_columns text[],            -- UPDATE: the columns whose value changed (excluded columns never listed)
-  actor_id uuid,                     -- the JWT subject (request.jwt.claims ->> 'sub'); null without a session
+  actor_id text,                     -- the JWT subject as issued (request.jwt.claims ->> 'sub': 'auth0|123', a uuid, ...); null without a session
   actor_role text not null,          -- the database role that made the change (ballast_admin, ballast_owner, ...)
   org_id uuid,                       -- the organisation the row belongs to (its org column), else the claims' org_id
   request_id text,                   -- request.id set by the API for the transaction

@@ -2,16 +2,69 @@
 -- the transaction, and why a request was denied.
 --
 -- The API verifies the JWT and sets, per transaction: role (ballast_anonymous | ballast_member |
--- ballast_admin), request.jwt.claims (the claims as JSON: sub, org_id, role, exp, iat) and request.id.
+-- ballast_admin, or a role of yours granted one of them), request.jwt.claims (the token's claims as JSON)
+-- and request.id. The claims the kit reads, as identity providers issue them:
+--   sub                 the subject, any string of 1 to 128 characters ('auth0|123', 'user_2abc', a uuid):
+--                       ballast.current_subject(); ballast.current_user_id() is it as a uuid, when it is one
+--   org claim           the organisation's uuid, optional: ballast.current_org_id()
+--   role claim          member or admin, optional: ballast.current_app_role()
+--   exp                 seconds since 1970, optional; a past exp is no session
+-- The org and role claims are named by the settings org_claim and role_claim (default org_id and role;
+-- e.g. https://example.com/org_id): see apply_claim_settings below for why reading them costs nothing.
 -- Missing, empty ('' after a transaction that set it) or malformed claims mean "no session": the helpers
 -- return null, so every policy written with them denies. They never raise: an error would abort the
 -- statement before a policy could say no, and a caller that caught it might skip the check.
+
+---- apply_claim_settings
+---- (Re)creates ballast.org_claim() and ballast.role_claim(): the configured claim names, as literals.
+-- The claims are read on every request and by the audit trigger, where reading ballast.settings would cost
+-- more than the rest of the path. An IMMUTABLE SQL function returning a literal is inlined and folded into
+-- a constant when a statement or PL/pgSQL expression is planned, so the names cost nothing per call; the
+-- plans that folded one are invalidated when it is replaced, so a change reaches every session.
+-- ballast.configure() calls this when org_claim or role_claim changes, and this file calls it whenever
+-- sql/ is applied (a plain create or replace here would reset the names to their defaults). The settings
+-- stay the source of truth; verify__access says when the functions disagree with them.
+create or replace function ballast.apply_claim_settings()
+returns void as $$
+declare
+  s record;
+  body text;
+begin
+  for s in select v.name, v.what from (values ('org_claim', 'the uuid of the organisation the session acts for'),
+                                              ('role_claim', 'the application role (member or admin)')) v(name, what) loop
+    body := format('select %L::text', ballast.setting(s.name) #>> '{}');
+    -- replaced only when it changes: replacing invalidates the cached plans of every session
+    if body is distinct from (select p.prosrc from pg_proc p where p.oid = to_regprocedure(format('ballast.%I()', s.name))) then
+      execute format('create or replace function ballast.%I() returns text as %L language sql immutable parallel safe', s.name, body);
+    end if;
+    execute format('comment on function ballast.%I() is %L', s.name,
+      format('The name of the JWT claim holding %s: %s. Generated from the setting %s by ballast.apply_claim_settings(); change it with ballast.configure(%L, ...), never by hand.',
+             s.what, ballast.setting(s.name), s.name, s.name));
+  end loop;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.apply_claim_settings() is
+  E'Regenerate ballast.org_claim() and ballast.role_claim() from the settings org_claim and role_claim (ballast.configure() and every apply of sql/ call it). They return the claim names as literals the planner inlines, so the claims path reads no table.';
+
+select ballast.apply_claim_settings();
+
+---- uuid_or_null
+---- A text as a uuid when it is one (8-4-4-4-12 hex digits, or 32 without hyphens); otherwise null. Never raises.
+-- One use of t (substring returns the whole match, or null): a SQL function whose argument appears twice
+-- is not inlined when that argument is costly, e.g. ballast.current_claims() ->> 'sub' in current_user_id().
+create or replace function ballast.uuid_or_null(t text)
+returns uuid as $$
+  select substring(t from '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')::uuid
+$$ language sql immutable parallel safe;
+comment on function ballast.uuid_or_null(text) is
+  E'The text as a uuid when it is written as one (8-4-4-4-12 hex digits, or 32 hex digits), else null; never raises. E.g. join an audit row''s text actor_id to a uuid key: on u.id = ballast.uuid_or_null(a.actor_id).';
 
 ---- parse_claims
 ---- Validates a claims text; returns the claims object, or null and the reason it is not a session.
 -- PL/pgSQL sets up each expression it evaluates again in every transaction, and this runs once per
 -- request: a well-formed text costs five expressions (one guarded test of its shape, then the role and
 -- exp verdict). Only a text that fails the test goes through the step-by-step checks that name the problem.
+-- ballast.org_claim() and ballast.role_claim() are constants by the time an expression runs (see above).
 create or replace function ballast.parse_claims(raw text, out claims jsonb, out problem text) as $$
 declare
   c jsonb;
@@ -20,8 +73,9 @@ declare
 begin
   begin
     c := raw::jsonb;
-    shape_ok := jsonb_typeof(c) = 'object' and jsonb_typeof(c -> 'sub') = 'string' and (c ->> 'sub')::uuid is not null
-                and (not c ? 'org_id' or (jsonb_typeof(c -> 'org_id') = 'string' and (c ->> 'org_id')::uuid is not null));
+    shape_ok := jsonb_typeof(c) = 'object' and jsonb_typeof(c -> 'sub') = 'string' and length(c ->> 'sub') between 1 and 128
+                and (not c ? ballast.org_claim()
+                     or (jsonb_typeof(c -> ballast.org_claim()) = 'string' and (c ->> ballast.org_claim())::uuid is not null));
   exception when others then
     shape_ok := false;  -- not JSON, or a bad uuid: the checks below say which
   end;
@@ -38,24 +92,24 @@ begin
         problem := format('malformed claims: expected a JSON object, got %s', jsonb_typeof(c));
         return;
       end if;
-      problem := 'malformed claims: sub must be the user''s uuid';
-      if jsonb_typeof(c -> 'sub') is distinct from 'string' then
+      problem := 'malformed claims: sub must be the subject''s id at the identity provider, a string of 1 to 128 characters';
+      if jsonb_typeof(c -> 'sub') is distinct from 'string' or length(c ->> 'sub') not between 1 and 128 then
         return;
       end if;
-      id := (c ->> 'sub')::uuid;
-      if c ? 'org_id' then
-        problem := 'malformed claims: org_id must be an organisation uuid';
-        if jsonb_typeof(c -> 'org_id') <> 'string' then
+      if c ? ballast.org_claim() then
+        problem := format('malformed claims: %s must be an organisation uuid', ballast.org_claim());
+        if jsonb_typeof(c -> ballast.org_claim()) <> 'string' then
           return;
         end if;
-        id := (c ->> 'org_id')::uuid;
+        id := (c ->> ballast.org_claim())::uuid;
       end if;
     exception when others then
       return;  -- with the problem of the step that failed
     end;
   end if;
   problem := case
-    when c ? 'role' and (c ->> 'role' is null or c ->> 'role' not in ('member', 'admin')) then 'malformed claims: role must be member or admin'
+    when c ? ballast.role_claim() and (c ->> ballast.role_claim() is null or c ->> ballast.role_claim() not in ('member', 'admin'))
+      then format('malformed claims: %s must be member or admin', ballast.role_claim())
     when not c ? 'exp' then null
     when jsonb_typeof(c -> 'exp') <> 'number' then 'malformed claims: exp must be a number (seconds since 1970)'
     when (c ->> 'exp')::numeric <= extract(epoch from now()) then format('expired claims: exp %s is before now', c ->> 'exp')
@@ -64,7 +118,7 @@ begin
 end;
 $$ language plpgsql stable;
 comment on function ballast.parse_claims(text) is
-  E'Validate a JWT claims text: (claims, null) for a session, (null, reason) otherwise. Never raises.';
+  E'Validate a JWT claims text: (claims, null) for a session, (null, reason) otherwise. A session needs sub (a string of 1 to 128 characters); the org claim (setting org_claim), when present, must be a uuid, the role claim (setting role_claim) member or admin, exp in the future. Never raises.';
 
 ---- current_claims
 ---- The current transaction's verified claims, or null when there is no (valid) session.
@@ -94,32 +148,41 @@ $$ language plpgsql stable;
 comment on function ballast.current_claims() is
   E'The JWT claims of the current transaction (request.jwt.claims) as jsonb; null when missing, empty, malformed or expired. Use as (select ballast.current_claims()) in policies.';
 
+---- current_subject
+---- The session's subject (claims sub) as the identity provider wrote it, or null.
+create or replace function ballast.current_subject()
+returns text as $$
+  select ballast.current_claims() ->> 'sub'
+$$ language sql stable;
+comment on function ballast.current_subject() is
+  E'The subject (claims sub) of the current session as text, e.g. ''auth0|123'', ''user_2abc'' or a uuid; null without a valid session. What the audit log records as actor_id. Use as (select ballast.current_subject()) in policies.';
+
 ---- current_user_id
----- The session's user id (claims sub), or null.
+---- The session's subject as a uuid, or null (no session, or a subject that is not a uuid).
 create or replace function ballast.current_user_id()
 returns uuid as $$
-  select (ballast.current_claims() ->> 'sub')::uuid
+  select ballast.uuid_or_null(ballast.current_claims() ->> 'sub')
 $$ language sql stable;
 comment on function ballast.current_user_id() is
-  E'The user id (claims sub) of the current session; null without a valid session. Use as (select ballast.current_user_id()) in policies.';
+  E'The subject (claims sub) of the current session as a uuid; null without a valid session, or when the subject is not a uuid (then use ballast.current_subject()). Never raises. Use as (select ballast.current_user_id()) in policies.';
 
 ---- current_org_id
----- The organisation the session acts for (claims org_id), or null.
+---- The organisation the session acts for (the org claim, setting org_claim), or null.
 create or replace function ballast.current_org_id()
 returns uuid as $$
-  select (ballast.current_claims() ->> 'org_id')::uuid
+  select (ballast.current_claims() ->> ballast.org_claim())::uuid
 $$ language sql stable;
 comment on function ballast.current_org_id() is
-  E'The organisation the current session acts for (claims org_id); null without a valid session or org. Use as (select ballast.current_org_id()) in policies.';
+  E'The organisation the current session acts for (the claim named by the setting org_claim, default org_id); null without a valid session or org. Use as (select ballast.current_org_id()) in policies.';
 
 ---- current_app_role
----- The role the token claims (member or admin), or null. A claim, not a proof: check memberships too.
+---- The role the token claims (member or admin; the claim named by role_claim), or null. A claim, not a proof: check memberships too.
 create or replace function ballast.current_app_role()
 returns text as $$
-  select ballast.current_claims() ->> 'role'
+  select ballast.current_claims() ->> ballast.role_claim()
 $$ language sql stable;
 comment on function ballast.current_app_role() is
-  E'The application role the token claims (member or admin); null without a valid session. Policies granting admin rights must also check the membership table: a claim alone is not proof.';
+  E'The application role the token claims (member or admin; the claim named by the setting role_claim, default role); null without a valid session. Policies granting admin rights must also check the membership table: a claim alone is not proof.';
 
 ---- current_request_id
 ---- The API's request id for this transaction (request.id), or null.
@@ -171,7 +234,7 @@ begin
   check_name := 'session';
   ok := parsed.claims is not null;
   detail := coalesce(parsed.problem, format('user %s, org %s, role %s', parsed.claims ->> 'sub',
-    coalesce(parsed.claims ->> 'org_id', '(none)'), coalesce(parsed.claims ->> 'role', '(none)')));
+    coalesce(parsed.claims ->> ballast.org_claim(), '(none)'), coalesce(parsed.claims ->> ballast.role_claim(), '(none)')));
   return next;
 
   -- 2. the database role's privilege on the table (GRANT), and on the columns given (insert, update)
@@ -202,9 +265,9 @@ begin
     from pg_attribute a where a.attrelid = tbl and a.attname = 'org_id' and not a.attisdropped;
   if org_col_type is not null and row_data ? 'org_id' then
     check_name := 'org match';
-    ok := parsed.claims is not null and (row_data ->> 'org_id') = (parsed.claims ->> 'org_id');
+    ok := parsed.claims is not null and (row_data ->> 'org_id') = (parsed.claims ->> ballast.org_claim());
     detail := format('row org_id %s, session org_id %s', coalesce(row_data ->> 'org_id', 'null'),
-      coalesce(parsed.claims ->> 'org_id', '(no session org)'));
+      coalesce(parsed.claims ->> ballast.org_claim(), '(no session org)'));
     return next;
   end if;
 
@@ -280,9 +343,10 @@ $$ language plpgsql stable;
 comment on function ballast.explain_access(regclass, text, jsonb) is
   E'Why is (or would) the current session (claims and role) be denied COMMAND on TBL for ROW_DATA? One row per check: session, privilege, column privilege, org match, policy for role, each policy evaluated against the row, policies. ROW_DATA is the row as column => value (for update: its primary key plus the new values; columns not given count as null). Runs as the caller.';
 
-grant execute on function ballast.parse_claims(text), ballast.current_claims(), ballast.current_user_id(),
-  ballast.current_org_id(), ballast.current_app_role(), ballast.current_request_id(),
-  ballast.explain_access(regclass, text, jsonb)
+-- org_claim() and role_claim() too: a function the caller may not execute is not inlined
+grant execute on function ballast.parse_claims(text), ballast.current_claims(), ballast.current_subject(),
+  ballast.current_user_id(), ballast.current_org_id(), ballast.current_app_role(), ballast.current_request_id(),
+  ballast.org_claim(), ballast.role_claim(), ballast.uuid_or_null(text), ballast.explain_access(regclass, text, jsonb)
   to ballast_anonymous, ballast_member, ballast_admin;
 
 ---- verify__access
@@ -308,6 +372,14 @@ returns table (check_name text, ok boolean, detail text) as $$
     from pg_proc p
     join pg_namespace n on n.oid = p.pronamespace
    where n.nspname in (select jsonb_array_elements_text(ballast.setting('exposed_schemas'))) and p.prosecdef
+  union all
+  -- the generated claim-name functions say what the settings say (they differ after a direct write to ballast.settings)
+  select 'claim names',
+         ballast.org_claim() = ballast.setting('org_claim') #>> '{}' and ballast.role_claim() = ballast.setting('role_claim') #>> '{}',
+         case when ballast.org_claim() = ballast.setting('org_claim') #>> '{}' and ballast.role_claim() = ballast.setting('role_claim') #>> '{}'
+              then format('org claim %s, role claim %s', ballast.setting('org_claim'), ballast.setting('role_claim'))
+              else format('ballast.org_claim() is %L and ballast.role_claim() %L, but the settings org_claim and role_claim are %s and %s: select ballast.apply_claim_settings() (and change settings with ballast.configure())',
+                          ballast.org_claim(), ballast.role_claim(), ballast.setting('org_claim'), ballast.setting('role_claim')) end
 $$ language sql stable;
 comment on function ballast.verify__access() is
-  E'Checks for verify_migration_success(): policies on every table of the schemas in the setting verify_schemas, SECURITY DEFINER functions of the schemas in exposed_schemas commented as safe.';
+  E'Checks for verify_migration_success(): policies on every table of the schemas in the setting verify_schemas, SECURITY DEFINER functions of the schemas in exposed_schemas commented as safe, and ballast.org_claim() / role_claim() agreeing with the settings org_claim and role_claim.';

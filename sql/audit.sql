@@ -3,7 +3,8 @@
 -- enable_audit(tbl) puts four AFTER ... FOR EACH STATEMENT triggers on the table (INSERT, UPDATE, DELETE
 -- with transition tables, TRUNCATE): one INSERT ... SELECT per statement writes one audit row per changed
 -- row, so a 100k-row UPDATE is one set-based insert, not 100k trigger calls. The trigger function is
--- SECURITY DEFINER (the visitors cannot write the log themselves) and reads the actor from the claims.
+-- SECURITY DEFINER (the visitors cannot write the log themselves) and reads the actor from the claims: the
+-- subject (sub) as text, so subjects that are not uuids ('auth0|123') are audited too.
 -- The log is append-only for every role, the owner included: UPDATE and TRUNCATE always fail, DELETE
 -- only on the cleanup capability's retention path (see tg_audit_log__append_only).
 
@@ -41,8 +42,8 @@ declare
   excluded text[] := TG_ARGV[1]::text[];
   org_col text := nullif(TG_ARGV[2], '');
   claims jsonb := ballast.current_claims();
-  actor uuid := (claims ->> 'sub')::uuid;
-  claim_org uuid := (claims ->> 'org_id')::uuid;
+  actor text := claims ->> 'sub';       -- the subject as the identity provider wrote it: 'auth0|123', a uuid, ...
+  claim_org uuid := (claims ->> ballast.org_claim())::uuid;  -- current_claims() validated it; the name is a folded constant
   -- a SECURITY DEFINER function runs as the owner, but the role setting still names the role that acted
   actor_role text := coalesce(nullif(current_setting('role'), 'none'), session_user);
   req text := ballast.current_request_id();

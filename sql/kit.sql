@@ -84,7 +84,6 @@ returns text as $$
 $$ language sql stable security definer set search_path = pg_catalog;
 comment on function ballast.version() is
   E'The ballast version installed in this database, e.g. ''0.1.0'' (the newest row of ballast.installs).';
-grant execute on function ballast.version() to public;
 
 -- The kit's roles reach its functions and views through the schema; what each may do is granted per object.
 grant usage on schema ballast to ballast_authenticator, ballast_anonymous, ballast_member, ballast_admin;
@@ -97,7 +96,13 @@ returns table (name text, value jsonb, description text) as $$
     ('verify_schemas', '[]'::jsonb,
      'Schemas of yours that verify_migration_success() checks besides ballast: RLS enabled and forced, and policies, on every table. A JSON array of schema names, e.g. ["app_public", "app_private"].'),
     ('exposed_schemas', '[]'::jsonb,
-     'Schemas your API exposes (PostGraphile''s schemas): verify_migration_success() wants every SECURITY DEFINER function there commented with why it is safe. A JSON array of schema names.')
+     'Schemas your API exposes (PostGraphile''s schemas): verify_migration_success() wants every SECURITY DEFINER function there commented with why it is safe. A JSON array of schema names.'),
+    ('org_claim', '"org_id"'::jsonb,
+     'The top-level JWT claim holding the uuid of the organisation the session acts for (ballast.current_org_id()), e.g. "https://example.com/org_id" for a namespaced Auth0 claim. A JSON string; the API''s JWT_ORG_CLAIM must name the same claim.'),
+    ('role_claim', '"role"'::jsonb,
+     'The top-level JWT claim holding the application role, member or admin (ballast.current_app_role()), e.g. "https://example.com/role". A JSON string; the API''s JWT_ROLE_CLAIM must name the same claim.'),
+    ('visitor_roles', '{}'::jsonb,
+     'Database roles of yours that act as the kit''s visitor roles, each mapped to the kit role it is granted (grant ballast_member to authenticated), e.g. {"anon": "ballast_anonymous", "authenticated": "ballast_member"}. verify_migration_success() checks each has exactly that role''s rights and no RLS bypass.')
 $$ language sql immutable;
 comment on function ballast.setting_defaults() is
   E'The settings ballast.configure() accepts: name, default value (jsonb) and description.';
@@ -126,7 +131,36 @@ begin
   end if;
   if value is null then
     delete from ballast.settings s where s.name = configure.name;
+    if name in ('org_claim', 'role_claim') then
+      perform ballast.apply_claim_settings();  -- sql/access.sql: the claim names as inlinable literals
+    end if;
     return ballast.setting(name);
+  end if;
+  if name in ('org_claim', 'role_claim') then
+    if jsonb_typeof(value) <> 'string' or length(value #>> '{}') not between 1 and 200 or (value #>> '{}') ~ '[[:cntrl:]]' then
+      raise exception using errcode = '22023',
+        message = format('configure: %s must be a JSON string naming a top-level claim of your tokens (1 to 200 characters, no control characters), got %s', name, value),
+        hint = format('e.g. select ballast.configure(%L, ''"https://example.com/%s"'')', name, case name when 'org_claim' then 'org_id' else 'role' end);
+    end if;
+    if (value #>> '{}') in ('sub', 'exp', 'iat', 'nbf', 'iss', 'aud', 'jti') then
+      raise exception using errcode = '22023',
+        message = format('configure: %s must not be the registered claim %s (sub, exp, iat, nbf, iss, aud and jti mean what RFC 7519 says)', name, value);
+    end if;
+    if value = ballast.setting(case name when 'org_claim' then 'role_claim' else 'org_claim' end) then
+      raise exception using errcode = '22023',
+        message = format('configure: %s %s is already the %s: the organisation and the role need claims of their own', name, value,
+                         case name when 'org_claim' then 'role_claim' else 'org_claim' end);
+    end if;
+  end if;
+  if name = 'visitor_roles' then
+    if jsonb_typeof(value) <> 'object' or exists (
+         select 1 from jsonb_each(value) e
+          where length(e.key) not between 1 and 63 or e.key like 'ballast\_%'
+             or e.value not in ('"ballast_anonymous"', '"ballast_member"', '"ballast_admin"')) then
+      raise exception using errcode = '22023',
+        message = format('configure: visitor_roles must be a JSON object mapping your role names (1 to 63 characters, not ballast_*) to ballast_anonymous, ballast_member or ballast_admin, got %s', value),
+        hint = 'e.g. select ballast.configure(''visitor_roles'', ''{"anon": "ballast_anonymous", "authenticated": "ballast_member"}''), after grant ballast_anonymous to anon; grant ballast_member to authenticated.';
+    end if;
   end if;
   if name in ('verify_schemas', 'exposed_schemas') then
     if jsonb_typeof(value) <> 'array' or exists (
@@ -139,11 +173,14 @@ begin
   end if;
   insert into ballast.settings as s (name, value) values (configure.name, configure.value)
   on conflict on constraint settings_pkey do update set value = excluded.value, updated_at = now();
+  if name in ('org_claim', 'role_claim') then
+    perform ballast.apply_claim_settings();
+  end if;
   return value;
 end;
 $$ language plpgsql volatile;
 comment on function ballast.configure(text, jsonb) is
-  E'Set a ballast setting (see ballast.setting_defaults()) and return its value; null resets it to the default. 22023 for an unknown name or a value of the wrong shape.';
+  E'Set a ballast setting (see ballast.setting_defaults()) and return its value; null resets it to the default. 22023 for an unknown name or a value of the wrong shape. org_claim and role_claim take effect in every session once committed (ballast.apply_claim_settings()).';
 
 ---- verify_schemas
 ---- The schemas verify_migration_success() checks for RLS and policies: ballast and the configured ones.

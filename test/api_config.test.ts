@@ -56,6 +56,25 @@ describe('api configuration', () => {
     }
   });
 
+  it('checks the claim names and the role mapping', async () => {
+    let out = await configErrors({
+      JWT_ORG_CLAIM: 'sub',
+      JWT_ROLE_CLAIM: 'x'.repeat(201),
+      JWT_ROLE_MAP: 'owner=ballast_admin, member=ballast_owner, admin',
+      DB_ANONYMOUS_ROLE: 'anon; drop table x',
+    });
+    assert.match(out, /invalid configuration \(6 problems\)/);
+    assert.match(out, /JWT_ORG_CLAIM must not be the registered claim "sub"/);
+    assert.match(out, /JWT_ROLE_CLAIM must name a top-level claim of your tokens in 1 to 200 characters/);
+    assert.match(out, /JWT_ROLE_MAP must be "<role claim>=<database role>" pairs for member and\/or admin, .*got "owner=ballast_admin"/);
+    assert.match(out, /JWT_ROLE_MAP: "ballast_owner" must not serve visitors/);
+    assert.match(out, /JWT_ROLE_MAP must be "<role claim>=<database role>" pairs .*got "admin"/);
+    assert.match(out, /DB_ANONYMOUS_ROLE: "anon; drop table x" is not a database role name/);
+    out = await configErrors({ JWT_ORG_CLAIM: 'https://example.com/claims', JWT_ROLE_CLAIM: 'https://example.com/claims', JWT_ROLE_MAP: 'member=a,member=b' });
+    assert.match(out, /JWT_ORG_CLAIM and JWT_ROLE_CLAIM must name different claims, both are "https:\/\/example\.com\/claims"/);
+    assert.match(out, /JWT_ROLE_MAP maps member twice/);
+  });
+
   it('checks the JWT key sources: one at most, files readable and of the right kind', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ballast-config-'));
     try {

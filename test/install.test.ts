@@ -221,6 +221,17 @@ describe('installers', () => {
     assert.equal((await q(s.url('via_psql'), 'select * from ballast.installs')).length, 1, 'the second run found nothing to do');
   });
 
+  it('a released version is frozen: releases/<package.json version>.sql, when present, is what print-sql prints', async () => {
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
+    const file = path.join(ROOT, 'releases', `${version}.sql`);
+    if (!fs.existsSync(file)) return; // an unreleased version: its script is written when it is released
+    const script = await cli(['print-sql']);
+    assert.equal(script.code, 0, script.err);
+    assert.ok(script.out === fs.readFileSync(file, 'utf8'),
+      `the kit (migrations/, sql/ or the installer) changed after ${version} was released: give the change a new version in package.json ` +
+      `(releases/${version}.sql stays as it is; node src/cli.ts print-sql > releases/<new version>.sql when that one is released)`);
+  });
+
   it('upgrading from every released version gives the schema of a fresh install, with the rows kept', async () => {
     const releases = fs.readdirSync(path.join(ROOT, 'releases')).filter((f) => /^\d+\.\d+\.\d+\.sql$/.test(f));
     assert.ok(releases.length > 0, 'releases/ holds the install script of every released version');

@@ -14,12 +14,13 @@ export const EXAMPLE_LOGINS: ExampleLogin[] = [
     orgId: '00000000-0000-4000-a000-00000000000b', orgName: 'Globex Partners', role: 'admin' },
 ];
 
-export type MintOptions = { secret: string; issuer: string | null; audience: string | null; ttlSeconds: number };
+/** orgClaim and roleClaim: the claim names the API reads (JWT_ORG_CLAIM, JWT_ROLE_CLAIM), default org_id and role. */
+export type MintOptions = { secret: string; issuer: string | null; audience: string | null; ttlSeconds: number; orgClaim?: string; roleClaim?: string };
 
-/** A token following the API's claims contract (sub, org_id, role, iat, exp), signed HS256. */
+/** A token following the API's claims contract (sub, the org and role claims, iat, exp), signed HS256. */
 export async function mintLoginToken(login: ExampleLogin, o: MintOptions): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT({ sub: login.userId, org_id: login.orgId, role: login.role })
+  let jwt = new SignJWT({ sub: login.userId, [o.orgClaim ?? 'org_id']: login.orgId, [o.roleClaim ?? 'role']: login.role })
     .setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now).setExpirationTime(now + o.ttlSeconds);
   if (o.issuer) jwt = jwt.setIssuer(o.issuer);
   if (o.audience) jwt = jwt.setAudience(o.audience);

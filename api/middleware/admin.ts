@@ -48,7 +48,8 @@ export function admin(config: ApiConfig): Middleware {
       if (!config.adminDevTokens || jwt.kind !== 'hs256') {
         return sendJson(res, 404, { error: 'development sign-in is off (ADMIN_DEV_TOKENS=on with an HS256 JWT key turns it on, outside production)' });
       }
-      const opts = { secret: jwt.secret, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: DEV_TOKEN_TTL_SECONDS };
+      const opts = { secret: jwt.secret, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlSeconds: DEV_TOKEN_TTL_SECONDS,
+        orgClaim: config.jwtOrgClaim, roleClaim: config.jwtRoleClaim };
       const logins = await Promise.all(EXAMPLE_LOGINS.map(async (l) => ({ ...l, token: await mintLoginToken(l, opts) })));
       return sendJson(res, 200, { expiresInSeconds: DEV_TOKEN_TTL_SECONDS, logins }, { 'cache-control': 'no-store' });
     }

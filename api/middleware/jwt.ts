@@ -1,6 +1,7 @@
-// JWT: a request without an Authorization header is anonymous (ballast_anonymous). A request with one
-// must carry a valid token (api/jwt.ts): its claims go to state(req).claims (→ request.jwt.claims) and
-// its role claim to state(req).role (→ the transaction's role). A bad, expired or unverifiable token is
+// JWT: a request without an Authorization header is anonymous (DB_ANONYMOUS_ROLE, ballast_anonymous). A
+// request with one must carry a valid token (api/jwt.ts): its claims go to state(req).claims
+// (→ request.jwt.claims), the database role its role claim maps to (JWT_ROLE_MAP) to state(req).role
+// (→ the transaction's role), its organisation to state(req).orgId. A bad, expired or unverifiable token is
 // a 401 with a GraphQL-shaped error saying what is wrong — never a silent downgrade to anonymous.
 import { state } from '../context.ts';
 import { sendError } from '../errors.ts';
@@ -10,12 +11,16 @@ import type { Middleware } from './compose.ts';
 export function jwt(verifier: JwtVerifier): Middleware {
   return async (req, res, next) => {
     const header = req.headers.authorization;
-    if (header === undefined) return next();
+    if (header === undefined) {
+      state(req).role = verifier.anonymousRole;
+      return next();
+    }
     try {
       const v = await verifier.verify(header);
       const s = state(req);
       s.claims = v.claims;
       s.role = v.role;
+      s.orgId = v.orgId;
     } catch (e) {
       if (!(e instanceof JwtRejection)) throw e;
       return sendError(req, res, 401, 'UNAUTHENTICATED', `invalid token: ${e.message}`,

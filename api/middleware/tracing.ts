@@ -25,8 +25,8 @@ export function tracing(writer: BatchWriter<TraceRow> | null): Middleware {
           request_id: s.id,
           operation_name: s.graphql?.operationName?.slice(0, 200) ?? null,
           operation_type: s.graphql?.operationType ?? null,
-          user_id: uuidOrNull(s.claims?.sub),
-          org_id: uuidOrNull(s.claims?.org_id),
+          user_id: uuidOrNull(s.claims?.sub), // performance_metrics.user_id is a uuid: a subject that is not one is not recorded
+          org_id: s.orgId ?? null, // a uuid: api/jwt.ts checked the configured org claim
         });
       });
     }

@@ -59,14 +59,16 @@ create or replace function app_public.audit_log(
 returns setof app_public.audit_log_entry as $$
   -- RLS on ballast.audit_log (audit_log_org_admin_read + the app's membership policy) limits the rows to
   -- the session's organisation; the filter on org_id lets the planner use audit_log_org_id_idx.
+  -- The kit records the subject as text; this app's users are uuids, so a subject that is not one (no
+  -- user of this app) shows as a null actor_id.
   select a.id, a.occurred_at, a.table_name, a.op::text, a.record_id, a.old_values, a.new_values,
-         a.changed_columns, a.actor_id, u.name, a.request_id
+         a.changed_columns, ballast.uuid_or_null(a.actor_id), u.name, a.request_id
     from ballast.audit_log a
-    left join app_public.users u on u.id = a.actor_id
+    left join app_public.users u on u.id = ballast.uuid_or_null(a.actor_id)
    where app_private.audit_log_arguments_valid(audit_log.table_name, audit_log.request_id, audit_log.since, audit_log.until)
      and a.org_id = (select ballast.current_org_id())
      and (audit_log.table_name is null or a.table_name = audit_log.table_name)
-     and (audit_log.actor_id is null or a.actor_id = audit_log.actor_id)
+     and (audit_log.actor_id is null or ballast.uuid_or_null(a.actor_id) = audit_log.actor_id)
      and (audit_log.request_id is null or a.request_id = audit_log.request_id)
      and (audit_log.since is null or a.occurred_at >= audit_log.since)
      and (audit_log.until is null or a.occurred_at < audit_log.until)
