@@ -20,14 +20,16 @@ export function sqlFiles(): string[] {
 async function main(): Promise<void> {
   const url = process.env.GM_DBURL;
   if (!url) fail('GM_DBURL is not set: this script is run by graphile-migrate (see .gmrc)');
+  // before-reset ends every session and closes the door: only on a database this project may erase,
+  // decided before any connection is made
+  if (process.argv[2] === 'before-reset' && process.env.BALLAST_DISPOSABLE !== '1') {
+    fail(`before-reset ends every session on ${databaseOf(url)}; it runs only through this project's scripts on its own cluster or a *_test database.\n` +
+      `  To reset it anyway: npx graphile-migrate reset --erase (with DATABASE_URL and ROOT_DATABASE_URL set by you)`);
+  }
   const client = new pg.Client({ connectionString: process.argv[2] === 'before-reset' ? withDatabase(url, 'postgres') : url });
   await client.connect();
   try {
     if (process.argv[2] === 'before-reset') {
-      // ends every session and closes the door: only on a database this project may erase
-      if (process.env.BALLAST_DISPOSABLE !== '1') {
-        fail(`before-reset ends every session on ${databaseOf(url)}; it runs only through this project's scripts on its own cluster or a *_test database`);
-      }
       // pg_cron's launcher and its job workers reconnect on their own: close the door first, then end
       // every session and wait until they are gone, so graphile-migrate's DROP DATABASE finds none.
       const db = databaseOf(url);

@@ -124,6 +124,10 @@ async function main(argv: string[]): Promise<number> {
         onProgress: json ? undefined : (line) => process.stderr.write(`ballast: ${line}\n`),
       });
       const from = r.previousVersion ? `from ${r.previousVersion} ` : '';
+      if (!r.cron && !json) {
+        process.stderr.write('ballast: pg_cron is not installed in this database (or not usable by this role): nothing is scheduled. ' +
+          'A superuser can run `create extension pg_cron` (with cron.database_name set to this database) and `grant usage on schema cron to <role>`; then run ballast migrate --force.\n');
+      }
       out(r, r.changed
         ? `ballast ${r.version} installed ${from}(${r.migrationsApplied.length} migrations, definitions ${r.definitionsApplied ? 'applied' : 'unchanged'}` +
           `${r.rolesCreated.length ? `, roles created: ${r.rolesCreated.join(', ')}` : ''})`

@@ -6,7 +6,8 @@ import pg from 'pg';
 import { runMigrations, Logger } from 'graphile-worker';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
 import { compareVersions, definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
-import { BOOKKEEPING_SQL, LOCK_SQL, UNLOCK_SQL, ROLES_SQL, recordInstallSql, recordMigrationSql } from './install_sql.ts';
+import { BOOKKEEPING_SQL, ROLES_SQL, recordInstallSql, recordMigrationSql } from './install_sql.ts';
+import { inInstallTransaction } from './install_transaction.ts';
 import { BallastError } from './errors.ts';
 
 export type MigrateOptions = {
@@ -30,6 +31,8 @@ export type MigrateResult = {
   rolesCreated: string[];
   workerSchema: string | null;
   changed: boolean;
+  /** pg_cron is installed here and usable by the installing role: the kit's jobs are scheduled. */
+  cron: boolean;
 };
 
 type State = { schema: boolean; applied: Map<number, string>; version: string | null; digest: string | null };
@@ -77,16 +80,12 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const migrations = kitMigrations();
   const defs = kitDefinitions();
   const digest = definitionsDigest(defs, version);
-  const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'ballast migrate' });
-  await client.connect();
-  const result: MigrateResult = { version, previousVersion: null, migrationsApplied: [], definitionsApplied: false, rolesCreated: [], workerSchema: null, changed: false };
-  try {
-    // NOTICEs (a role made without LOGIN, a job not scheduled) are worth passing on
-    client.on('notice', (n) => {
-      if (n.severity === 'WARNING' || n.message.startsWith('ballast: ')) say(n.message.replace(/^ballast: /, ''));
-    });
-    await client.query(LOCK_SQL);
-    await client.query('begin');
+  const result: MigrateResult = { version, previousVersion: null, migrationsApplied: [], definitionsApplied: false, rolesCreated: [], workerSchema: null, changed: false, cron: false };
+  // NOTICEs (a role made without LOGIN, a job not scheduled) are worth passing on
+  const notice = (n: pg.NoticeMessage) => {
+    if (n.severity === 'WARNING' || n.message?.startsWith('ballast: ')) say((n.message ?? '').replace(/^ballast: /, ''));
+  };
+  await inInstallTransaction(opts.databaseUrl, 'ballast migrate', async (client) => {
     const state = await readState(client);
     result.previousVersion = state.version;
     refuseNewer(state, migrations, version);
@@ -110,14 +109,9 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     result.changed = result.migrationsApplied.length > 0 || result.definitionsApplied || result.rolesCreated.length > 0 || state.version !== version;
     if (result.changed) await client.query(recordInstallSql(version, digest));
-    await client.query('commit');
-  } catch (e) {
-    await client.query('rollback').catch(() => {});
-    throw e;
-  } finally {
-    await client.query(UNLOCK_SQL).catch(() => {});
-    await client.end();
-  }
+    result.cron = (await client.query<{ ok: boolean }>(
+      `select to_regnamespace('cron') is not null and has_schema_privilege('cron', 'usage') as ok`)).rows[0].ok;
+  }, notice);
   if (opts.workerSchema !== false) {
     result.workerSchema = opts.workerSchema ?? WORKER_SCHEMA;
     await runMigrations({ connectionString: opts.databaseUrl, schema: result.workerSchema, logger: silentLogger });

@@ -5,7 +5,8 @@
 // and changes nothing, rather than letting DROP ... CASCADE take them with it.
 import pg from 'pg';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
-import { KIT_CRON_JOBS_SQL, LOCK_SQL, UNLOCK_SQL } from './install_sql.ts';
+import { KIT_CRON_JOBS_SQL } from './install_sql.ts';
+import { inInstallTransaction } from './install_transaction.ts';
 import { BallastError } from './errors.ts';
 
 export type UninstallOptions = {
@@ -33,17 +34,10 @@ const ours = (col: string) => `(${col} = '${KIT_SCHEMA}' or ${col} like '${KIT_S
 export async function uninstall(opts: UninstallOptions): Promise<UninstallResult> {
   const workerSchema = opts.workerSchema ?? WORKER_SCHEMA;
   const result: UninstallResult = { installed: false, triggers: [], cronJobs: [], schemas: [], roles: [], rolesKept: [], auditRowsDiscarded: 0 };
-  const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'ballast uninstall' });
-  await client.connect();
-  try {
-    await client.query(LOCK_SQL);
-    await client.query('begin');
+  return inInstallTransaction(opts.databaseUrl, 'ballast uninstall', async (client) => {
     const present = await client.query<{ kit: boolean; migrations: boolean }>(
       `select to_regnamespace($1) is not null as kit, to_regclass($1 || '.migrations') is not null as migrations`, [KIT_SCHEMA]);
-    if (!present.rows[0].kit) {
-      await client.query('rollback');
-      return result;
-    }
+    if (!present.rows[0].kit) return result;
     if (!present.rows[0].migrations) {
       throw new BallastError('NOT_INSTALLED', `schema ${KIT_SCHEMA} exists but was not made by the ballast installer (no ${KIT_SCHEMA}.migrations): nothing was removed.`);
     }
@@ -136,15 +130,8 @@ export async function uninstall(opts: UninstallOptions): Promise<UninstallResult
         result.rolesKept.push({ role: r, reason: (e as Error).message });
       }
     }
-    await client.query('commit');
     return result;
-  } catch (e) {
-    await client.query('rollback').catch(() => {});
-    throw e;
-  } finally {
-    await client.query(UNLOCK_SQL).catch(() => {});
-    await client.end();
-  }
+  });
 }
 
 async function exists(client: pg.Client, rel: string): Promise<boolean> {
