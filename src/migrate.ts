@@ -7,7 +7,7 @@ import { runMigrations, Logger } from 'graphile-worker';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
 import { compareVersions, definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
 import { BOOKKEEPING_SQL, ROLES_SQL, recordInstallSql, recordMigrationSql } from './install_sql.ts';
-import { inInstallTransaction } from './install_transaction.ts';
+import { inInstallTransaction, type Notice } from './install_transaction.ts';
 import { BallastError } from './errors.ts';
 
 export type MigrateOptions = {
@@ -82,7 +82,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const digest = definitionsDigest(defs, version);
   const result: MigrateResult = { version, previousVersion: null, migrationsApplied: [], definitionsApplied: false, rolesCreated: [], workerSchema: null, changed: false, cron: false };
   // NOTICEs (a role made without LOGIN, a job not scheduled) are worth passing on
-  const notice = (n: pg.NoticeMessage) => {
+  const notice = (n: Notice) => {
     if (n.severity === 'WARNING' || n.message?.startsWith('ballast: ')) say((n.message ?? '').replace(/^ballast: /, ''));
   };
   await inInstallTransaction(opts.databaseUrl, 'ballast migrate', async (client) => {
