@@ -12,7 +12,7 @@ import { afterReset, currentMigrationPending, graphileMigrate } from './lib/migr
 import { bootstrap, connect } from './lib/bootstrap.ts';
 import { verify } from './verify.ts';
 import { fail, log } from './lib/output.ts';
-import { printTable } from './lib/table.ts';
+import { printTable } from '../src/table.ts';
 
 type Step = { name: string; passed: number; failed: number };
 const steps: Step[] = [];

@@ -1,18 +1,9 @@
 // npm run verify: prints ballast.verify_migration_success() and exits 1 when any check is not ok.
 import { dbConfig } from './lib/config.ts';
-import { connect } from './lib/bootstrap.ts';
-import { printTable } from './lib/table.ts';
+import { printTable } from '../src/table.ts';
+import { verify } from '../src/verify.ts';
 
-type Row = { check_name: string; ok: boolean; detail: string };
-
-export async function verify(url: string): Promise<Row[]> {
-  const client = await connect(url);
-  try {
-    return (await client.query<Row>('select check_name, ok, detail from ballast.verify_migration_success()')).rows;
-  } finally {
-    await client.end();
-  }
-}
+export { verify };
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await verify(dbConfig().ownerUrl);

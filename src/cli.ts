@@ -3,8 +3,12 @@
 //   ballast migrate     [--database-url URL] [--force] [--no-worker-schema] [--json]
 //   ballast uninstall   --database-url URL [--roles] [--discard-audit-log] [--json]
 //   ballast print-sql   (the install as a psql script on stdout)
+//   ballast verify      [--database-url URL] [--json]
+//   ballast status      [--database-url URL] [--json]
+//   ballast preflight   [--database-url URL] [--targets URL,...] [--timeout-ms N] [--json]
 //   ballast version     [--database-url URL] [--json]
-// Exit codes: 0 done, 1 failed (connection, SQL), 2 bad usage, 3 refused (nothing was changed).
+// Exit codes: 0 done (checks all ok), 1 failed (connection, SQL, a check not ok), 2 bad usage,
+// 3 refused (nothing was changed).
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { migrate } from './migrate.ts';
@@ -13,6 +17,10 @@ import { printSql } from './print_sql.ts';
 import { kitVersion } from './kit_files.ts';
 import { BallastError } from './errors.ts';
 import { KIT_SCHEMA } from './constants.ts';
+import { verify } from './verify.ts';
+import { renderStatus, status, thresholdsFromEnv } from './status.ts';
+import { preflight } from './preflight.ts';
+import { formatTable } from './table.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
 const REFUSALS = new Set(['KIT_NEWER', 'KIT_MISMATCH', 'AUDIT_LOG_NOT_EMPTY', 'DEPENDENTS', 'NOT_INSTALLED']);
@@ -26,10 +34,13 @@ Commands:
   migrate     install or upgrade schema ballast in a database
   uninstall   remove what ballast installed (triggers, pg_cron jobs, its schemas; roles with --roles)
   print-sql   print the install as one psql script
+  verify      is this database production-ready? (ballast.verify_migration_success())
+  status      the operator's one screen: queues, views, pg_cron jobs, cleanup, keys, API traffic
+  preflight   before a deploy: verify, and /health/ready of every API instance
   version     the version of this code and of the kit installed in a database
 
 Run \`ballast <command> --help\` for its options.
-Exit codes: 0 done, 1 failed, 2 bad usage, 3 refused (nothing was changed).`,
+Exit codes: 0 done (every check ok), 1 failed (or a check not ok), 2 bad usage, 3 refused (nothing was changed).`,
   migrate: `Usage: ballast migrate [--database-url URL] [options]
 
 Installs schema ballast, or upgrades it to this version, in one transaction. Concurrent runs wait for
@@ -62,6 +73,27 @@ Options:
 Prints the install as one psql script (the same schema as ballast migrate):
   psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] -d <database> -f ballast.sql
 graphile-worker's schema for ballast's worker is created by the worker when it first starts.`,
+  verify: `Usage: ballast verify [--database-url URL] [--json]
+
+Runs ballast.verify_migration_success() and prints one row per check; exit 1 when any check is not ok.
+  --database-url URL        the database (default: $DATABASE_URL)
+  --json                    the checks as a JSON array of {check_name, ok, detail}`,
+  status: `Usage: ballast status [--database-url URL] [--json]
+
+The operator's one screen: invalidation queue, materialized views, pg_cron jobs, cleanup policies,
+idempotency keys, API traffic of the last 5 minutes. Exit 1 when any item is failing.
+  --database-url URL        the database (default: $DATABASE_URL)
+  --json                    the sections and items as JSON
+Environment: BALLAST_STATUS_MAX_PENDING_AGE_S (300), BALLAST_STATUS_MAX_ERROR_RATIO (0.05),
+BALLAST_STATUS_MAX_SCHEDULES_BEHIND (2): when an item counts as failing.`,
+  preflight: `Usage: ballast preflight [--database-url URL] [--targets URL,...] [--timeout-ms N] [--json]
+
+Before a deploy: verify_migration_success() on the database and GET /health/ready of every target, in
+parallel, each with its own timeout. Exit 1 on any failure.
+  --database-url URL        the database (default: $DATABASE_URL)
+  --targets URL,...         API instances, e.g. http://10.0.0.5:5678,http://10.0.0.6:5678
+  --timeout-ms N            per target (default 3000; the database gets three times that)
+  --json                    the results as JSON`,
   version: `Usage: ballast version [--database-url URL] [--json]
 
 Prints this code's version and, with a database, the version of the kit installed there.`,
@@ -82,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(kitVersion() + '\n');
     return EXIT.ok;
   }
-  if (!(command in HELP)) fail(EXIT.usage, `unknown command "${command}": use migrate, uninstall, print-sql or version (ballast --help)`);
+  if (!(command in HELP)) fail(EXIT.usage, `unknown command "${command}": use migrate, uninstall, print-sql, verify, status, preflight or version (ballast --help)`);
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -91,6 +123,7 @@ async function main(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, 'database-url': { type: 'string' },
         force: { type: 'boolean' }, 'no-worker-schema': { type: 'boolean' },
         roles: { type: 'boolean' }, 'discard-audit-log': { type: 'boolean' },
+        targets: { type: 'string' }, 'timeout-ms': { type: 'string' },
       },
     }));
   } catch (e) {
@@ -104,6 +137,9 @@ async function main(argv: string[]): Promise<number> {
     migrate: ['json', 'database-url', 'force', 'no-worker-schema'],
     uninstall: ['json', 'database-url', 'roles', 'discard-audit-log'],
     'print-sql': [],
+    verify: ['json', 'database-url'],
+    status: ['json', 'database-url'],
+    preflight: ['json', 'database-url', 'targets', 'timeout-ms'],
     version: ['json', 'database-url'],
   };
   const extra = Object.keys(values).filter((k) => !allowed[command].includes(k));
@@ -111,7 +147,46 @@ async function main(argv: string[]): Promise<number> {
   const json = values.json === true;
   const out = (obj: unknown, text: string) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : text + '\n');
 
+  const urlOrEnv = () => {
+    const url = (values['database-url'] as string | undefined) || process.env.DATABASE_URL;
+    if (!url) fail(EXIT.usage, `${command} needs --database-url URL (or DATABASE_URL)`);
+    return url;
+  };
   switch (command) {
+    case 'verify': {
+      const checks = await verify(urlOrEnv());
+      const bad = checks.filter((c) => !c.ok).length;
+      out(checks, formatTable(['check', 'ok', 'detail'], checks.map((c) => [c.check_name, c.ok ? 'ok' : 'NOT OK', c.detail ?? ''])) +
+        `${checks.length - bad} passed, ${bad} failed`);
+      return bad ? EXIT.failed : EXIT.ok;
+    }
+    case 'status': {
+      let thresholds;
+      try {
+        thresholds = thresholdsFromEnv();
+      } catch (e) {
+        fail(EXIT.usage, (e as Error).message);
+      }
+      const st = await status(urlOrEnv(), thresholds);
+      if (json) out(st, '');
+      else process.stdout.write(renderStatus(st, process.stdout.isTTY === true));
+      return st.failing ? EXIT.failed : EXIT.ok;
+    }
+    case 'preflight': {
+      const timeoutMs = Number(values['timeout-ms'] ?? 3000);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fail(EXIT.usage, `--timeout-ms must be a positive whole number, got "${values['timeout-ms']}"`);
+      const targets = String(values.targets ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      let results;
+      try {
+        results = await preflight(urlOrEnv(), targets, timeoutMs);
+      } catch (e) {
+        fail(EXIT.usage, `--targets: ${(e as Error).message}`);
+      }
+      const bad = results.filter((r) => !r.ok).length;
+      out(results, formatTable(['target', 'ok', 'ms', 'detail'], results.map((r) => [r.target, r.ok ? 'ok' : 'FAIL', String(r.ms), r.detail])) +
+        `preflight: ${results.length - bad} passed, ${bad} failed`);
+      return bad ? EXIT.failed : EXIT.ok;
+    }
     case 'print-sql':
       process.stdout.write(printSql());
       return EXIT.ok;

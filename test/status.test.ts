@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ROOT } from '../scripts/lib/config.ts';
 import { cfg, withClient } from './helpers.ts';
-import type { Status } from '../scripts/status.ts';
+import type { Status } from '../src/status.ts';
 
 function status(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {

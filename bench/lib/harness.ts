@@ -7,7 +7,7 @@ import { $ } from 'zx';
 import pg from 'pg';
 import { ROOT, type DbConfig } from '../../scripts/lib/config.ts';
 import { PG_BIN } from '../../scripts/lib/system.ts';
-import { formatTable } from '../../scripts/lib/table.ts';
+import { formatTable } from '../../src/table.ts';
 import { cpuUsPer, localPostmaster, machineTicks, serverCpuMs, stealPercent } from './cpu.ts';
 
 export type Row = {

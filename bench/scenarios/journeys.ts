@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { ROOT } from '../../scripts/lib/config.ts';
-import { formatTable } from '../../scripts/lib/table.ts';
+import { formatTable } from '../../src/table.ts';
 import { percentile, report, type BenchContext, type Row } from '../lib/harness.ts';
 
 const SECRET = 'bench-journeys-secret-at-least-32-characters-long';

@@ -16,7 +16,7 @@
 //   npm run bench -- refresh [seconds per run = 4] [rounds = 5] [rows = 100000]
 import pg from 'pg';
 import { median, report, type BenchContext, type PgbenchResult } from '../lib/harness.ts';
-import { formatTable } from '../../scripts/lib/table.ts';
+import { formatTable } from '../../src/table.ts';
 
 type Variant = 'none' | 'empty' | 'ballast' | 'append' | 'seed' | 'immediate';
 const LABEL: Record<Variant, string> = {
