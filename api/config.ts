@@ -1,10 +1,15 @@
-// The API's configuration, read from the environment and validated as a whole at startup: every
-// variable is checked (type, range, secrets' minimum length, key files readable and parseable), every
-// problem is reported at once, then the process stops (fail fast). Defaults are in the README table.
+// The API's options: what a user passes to makeBallastPreset / createBallast / createServer
+// (BallastOptions, every field but `schemas` optional, defaults below), and the resolved configuration
+// every module reads (ApiConfig). resolveApiConfig() checks the options as a whole — ranges, secrets'
+// minimum length, claim and role names, key files readable and parseable, CORS origins — and reports
+// every problem at once (ConfigError), so a process fails fast with one message. api/env.ts builds
+// the options from environment variables and names those variables in its messages.
 import fs from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { dbConfig } from '../scripts/lib/config.ts';
-import { parseOrigins } from './cors.ts';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { originProblem } from './cors.ts';
+import type { NodeMiddleware } from './middleware/node.ts';
 
 export type RateLimit = { capacity: number; refillPerSecond: number } | null; // null = off
 /** The application roles a token's role claim may name (the database's parse_claims accepts these two). */
@@ -14,45 +19,141 @@ export type OperationClass = 'query' | 'mutation';
 
 export type JwtKey =
   | { kind: 'hs256'; secret: string; development: boolean }
-  | { kind: 'rs256-pem'; key: KeyObject; file: string }
-  | { kind: 'rs256-jwks'; jwks: { keys: Record<string, unknown>[] }; file: string }
+  | { kind: 'rs256-pem'; key: KeyObject; file: string | null }
+  | { kind: 'rs256-jwks'; jwks: { keys: Record<string, unknown>[] }; file: string | null }
   | { kind: 'none' };
 
+/** JWT verification: at most one key source; without one every token is refused (401) and requests are anonymous. */
+export type JwtOptions = {
+  /** HS256 secret, at least JWT_SECRET_MIN_LENGTH characters. */
+  secret?: string;
+  /** RS256: the RSA public key (PEM text or a KeyObject), or a file holding it. */
+  publicKey?: string | KeyObject;
+  publicKeyFile?: string;
+  /** RS256: a JWKS ({"keys": [...]}, the token's kid picks the key), or a file holding it. */
+  jwks?: { keys: Record<string, unknown>[] };
+  jwksFile?: string;
+  /** When set, tokens must carry this iss / aud. */
+  issuer?: string | null;
+  audience?: string | null;
+  /** Clock skew allowed on exp/nbf, in seconds. Default 5. */
+  clockToleranceS?: number;
+  /** The top-level claim holding the organisation's uuid; the database setting org_claim must name the same. Default 'org_id'. */
+  orgClaim?: string;
+  /** The top-level claim holding member or admin; the database setting role_claim must agree. Default 'role'. */
+  roleClaim?: string;
+  /** The database role a token becomes, by its role claim. Default { member: 'ballast_member', admin: 'ballast_admin' }. */
+  roleMap?: Partial<Record<AppRole, string>>;
+  /** The database role of a request without a token. Default 'ballast_anonymous'. */
+  anonymousRole?: string;
+};
+
+/** Options of `ballast/postgraphile`. Every piece but `schemas` has a default; `false` switches a piece off. */
+export type BallastOptions = {
+  /** The PostgreSQL schemas PostGraphile exposes, e.g. ['app_public']. Required. */
+  schemas: string[];
+  /** The authenticator's pool (yours: ballast never ends it), or a connection string for one ballast makes and ends. */
+  pool?: pg.Pool;
+  connectionString?: string;
+  /** Settings of the pool ballast makes from connectionString. */
+  database?: {
+    poolMax?: number; // 10
+    connectTimeoutMs?: number; // 3000: a request never waits longer for a connection (then 503)
+    statementTimeoutMs?: number; // 15000 (0 = none): a request that hits it gets 504
+    lockTimeoutMs?: number; // 5000 (0 = none)
+    idleInTransactionTimeoutMs?: number; // 30000 (0 = none)
+    poolIdleTimeoutMs?: number; // 30000
+    preparedStatements?: boolean; // true; false behind a transaction pooler (PgBouncer 1.18): api/pool.ts
+  };
+  /** Development mode: Ruru at `/`, the development JWT secret allowed. Default false. */
+  development?: boolean;
+  /** createServer / startApi: listen address and port. Defaults 127.0.0.1 and 5678 (0: any free port). */
+  host?: string;
+  port?: number;
+  /** A pino logger of yours, or the level of the one ballast makes (default 'info'). */
+  logger?: Logger;
+  logLevel?: string;
+  /** JWT → role + claims (request.jwt.claims). false: no verification, every request runs as the anonymous role. */
+  jwt?: JwtOptions | false;
+  /** "Why denied" hints on 42501 errors. Default on. */
+  whyDenied?: boolean;
+  /** Depth and cost limits of GraphQL documents. Defaults 12, 50000, 100. */
+  limits?: { maxDepth?: number; maxCost?: number; defaultListSize?: number } | false;
+  /** Largest GraphQL request body (413 above). Default 100000. */
+  bodyLimitBytes?: number;
+  /** Accept and echo X-Request-Id (ids are generated for logs and request.id either way). Default on. */
+  requestId?: boolean;
+  /** One log line per request (pino-http). Probes are sampled: probeSampleRate, default 0.01. */
+  logging?: { probeSampleRate?: number } | false;
+  /** GET /metrics (Prometheus). Defaults 50 routes, 100 operation names, database gauges cached 5000 ms. */
+  metrics?: { maxRoutes?: number; maxOperations?: number; dbCacheMs?: number } | false;
+  /** One row per request in ballast.performance_metrics, written in batches. Defaults 1000 ms, 500 rows, 20000 buffered. */
+  tracing?: { flushMs?: number; batchRows?: number; bufferMax?: number } | false;
+  /** A 5xx queues a report_error job for ballast's worker. Default on. */
+  errorReports?: boolean;
+  /** GET /health/live and /health/ready. Default on. */
+  health?: boolean;
+  /** While shutting down, new requests get 503 and admitted ones may finish for graceMs (default 10000). */
+  shutdown?: { graceMs?: number } | false;
+  /** The CORS allowlist (exact origins); any other Origin gets 403. false: no CORS handling. Default []. */
+  cors?: { origins?: string[] } | false;
+  /** While the database is unreachable, answer 503 at once. Default on. */
+  dbGuard?: boolean;
+  /** Token buckets per subject in PostgreSQL. Defaults query 300 burst / 10 per s, mutation 60 / 1, no trusted proxies. */
+  rateLimit?: { query?: RateLimit; mutation?: RateLimit; trustProxyHops?: number } | false;
+  /** Idempotency-Key on mutations. Defaults: no mutation requires a key, lease 30 s, results kept 86400 s. */
+  idempotency?: { requiredMutations?: string[]; leaseSeconds?: number; ttlSeconds?: number } | false;
+  /** Handlers of yours, (req, res, next), run after CORS and before the GraphQL body is read (pages, routes). */
+  middlewares?: NodeMiddleware[];
+};
+
+/** The resolved configuration: every default applied, every value checked. */
 export type ApiConfig = {
+  schemas: string[];
+  /** The user's pool, when given (never ended by ballast); else authUrl and the pool settings below. */
+  pool: pg.Pool | null;
+  authUrl: string;
   host: string;
   port: number;
   development: boolean;
   logLevel: string;
-  authUrl: string;
-  ownerUrl: string;
+  logger: Logger | null;
   // pool (api/pool.ts)
   poolMax: number;
+  dbConnectTimeoutMs: number;
+  dbStatementTimeoutMs: number;
+  dbLockTimeoutMs: number;
+  dbIdleInTransactionTimeoutMs: number;
+  dbPoolIdleTimeoutMs: number;
+  /** Named (server-side prepared) statements; off behind a transaction pooler such as PgBouncer 1.18 (api/pool.ts). */
+  dbPreparedStatements: boolean;
+  // idempotency (api/middleware/idempotency.ts)
+  idempotency: boolean;
   /** Mutations (top-level field names) that must carry an Idempotency-Key header; without one: 400. */
   idempotencyRequiredMutations: string[];
   /** How long a request holds its idempotency key before another request may take it over. */
   idempotencyLeaseSeconds: number;
   /** How long a stored result is replayed; after that the key behaves as absent. */
   idempotencyTtlSeconds: number;
-  dbConnectTimeoutMs: number;
-  dbStatementTimeoutMs: number;
-  dbLockTimeoutMs: number;
-  dbIdleInTransactionTimeoutMs: number;
-  dbPoolIdleTimeoutMs: number;
   // shutdown (api/server.ts)
+  shutdownGuard: boolean;
   shutdownGraceMs: number;
   // CORS (api/middleware/cors.ts)
+  cors: boolean;
   corsOrigins: string[];
   // request body and GraphQL limits (api/middleware/body.ts, api/graphql_limits.ts)
   bodyLimitBytes: number;
+  graphqlLimits: boolean;
   graphqlMaxDepth: number;
   graphqlMaxCost: number;
   graphqlDefaultListSize: number;
+  whyDenied: boolean;
   // JWT (api/jwt.ts)
+  jwtEnabled: boolean;
   jwt: JwtKey;
   jwtIssuer: string | null;
   jwtAudience: string | null;
   jwtClockToleranceS: number;
-  // JWT claims and the database roles they map to (api/jwt.ts)
   /** The top-level claim holding the organisation's uuid; the database's setting org_claim must name the same claim. */
   jwtOrgClaim: string;
   /** The top-level claim holding the application role (member or admin); the database's setting role_claim must agree. */
@@ -64,9 +165,14 @@ export type ApiConfig = {
   // rate limiting (api/rate_limit.ts)
   rateLimits: Record<OperationClass, RateLimit>;
   trustProxyHops: number;
-  // logging (api/middleware/logging.ts)
+  // request ids, logging, health, database guard (api/middleware/)
+  requestIdHeader: boolean;
+  logging: boolean;
   probeLogSampleRate: number;
+  health: boolean;
+  dbGuard: boolean;
   // metrics (api/metrics.ts, api/db_gauges.ts)
+  metrics: boolean;
   metricsMaxRoutes: number;
   metricsMaxOperations: number;
   metricsDbCacheMs: number;
@@ -75,280 +181,323 @@ export type ApiConfig = {
   traceFlushMs: number;
   traceBatchRows: number;
   traceBufferMax: number;
-  // error reporting (api/error_reports.ts; the worker's report_error task posts to errorReportUrl)
+  // error reporting (api/error_reports.ts)
   errorReporting: boolean;
-  errorReportUrl: string | null;
-  errorReportTimeoutMs: number;
-  // admin page (api/middleware/admin.ts)
-  adminPage: boolean;
-  /** /admin/dev-tokens mints tokens for the example logins: development and tests only. */
-  adminDevTokens: boolean;
+  middlewares: NodeMiddleware[];
 };
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 export const JWT_SECRET_MIN_LENGTH = 32;
-/** Only when GRAPHILE_ENV=development and JWT_SECRET is unset: a known secret so dev tools can mint tokens. */
+/** Only in development (GRAPHILE_ENV=development without JWT_SECRET): a known secret so dev tools can mint tokens. */
 export const DEVELOPMENT_JWT_SECRET = 'ballast-development-only-jwt-secret-do-not-use-in-production';
 /** Claims whose meaning RFC 7519 fixes: never the organisation or role claim. */
 const REGISTERED_CLAIMS = ['sub', 'exp', 'iat', 'nbf', 'iss', 'aud', 'jti'];
-/** Roles a token must never become: the owner and the authenticator itself (and the usual superuser). */
+/** Roles a token must never become: the example's owner, the authenticator itself, the usual superuser. */
 const FORBIDDEN_VISITOR_ROLES = ['ballast_owner', 'ballast_authenticator', 'postgres'];
 const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+export const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
 
-export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+/** Numeric options: [min, max, default]. api/env.ts checks the variables against the same ranges. */
+export const RANGES = {
+  port: [0, 65535, 5678],
+  poolMax: [1, 1000, 10],
+  connectTimeoutMs: [100, 120_000, 3000],
+  statementTimeoutMs: [0, 3_600_000, 15_000],
+  lockTimeoutMs: [0, 3_600_000, 5000],
+  idleInTransactionTimeoutMs: [0, 3_600_000, 30_000],
+  poolIdleTimeoutMs: [1000, 3_600_000, 30_000],
+  leaseSeconds: [1, 3600, 30],
+  ttlSeconds: [60, 31_536_000, 86_400],
+  graceMs: [0, 600_000, 10_000],
+  bodyLimitBytes: [1000, 50_000_000, 100_000],
+  maxDepth: [1, 1000, 12],
+  maxCost: [1, 1_000_000_000, 50_000],
+  defaultListSize: [1, 1_000_000, 100],
+  clockToleranceS: [0, 3600, 5],
+  trustProxyHops: [0, 10, 0],
+  probeSampleRate: [0, 1, 0.01],
+  maxRoutes: [1, 10_000, 50],
+  maxOperations: [1, 10_000, 100],
+  dbCacheMs: [0, 600_000, 5000],
+  flushMs: [10, 600_000, 1000],
+  batchRows: [1, 10_000, 500],
+  bufferMax: [1, 10_000_000, 20_000],
+  errorReportTimeoutMs: [100, 120_000, 5000],
+} as const satisfies Record<string, readonly [number, number, number]>;
+export type RangeName = keyof typeof RANGES;
+/** Whole numbers except these. */
+const FRACTIONAL: RangeName[] = ['probeSampleRate'];
+
+export const DEFAULT_RATE_LIMITS: Record<OperationClass, RateLimit> = {
+  query: { capacity: 300, refillPerSecond: 10 },
+  mutation: { capacity: 60, refillPerSecond: 1 },
+};
+export const DEFAULT_ROLE_MAP: Record<AppRole, string> = { member: 'ballast_member', admin: 'ballast_admin' };
+
+/** Every problem with a configuration, in one error. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`);
+    this.problems = problems;
+  }
+}
+
+/**
+ * How a problem names an option: its path (jwt.secret) by default; api/env.ts passes the environment
+ * variable's name instead (JWT_SECRET), so a message names what the operator set.
+ */
+export type Labels = Partial<Record<string, string>>;
+
+/** The resolved configuration of `options`; throws ConfigError listing every problem. */
+export function resolveApiConfig(options: BallastOptions, labels: Labels = {}): ApiConfig {
   const errors: string[] = [];
-  const raw = (name: string): string | undefined => {
-    const v = env[name];
-    return v === undefined || v === '' ? undefined : v;
-  };
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const v = raw(name);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      errors.push(`${name} must be a whole number from ${min} to ${max}, got "${v}"`);
-      return fallback;
-    }
-    return n;
-  };
-  const num = (name: string, fallback: number, min: number, max: number): number => {
-    const v = raw(name);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      errors.push(`${name} must be a number from ${min} to ${max}, got "${v}"`);
-      return fallback;
-    }
-    return n;
-  };
-  const bool = (name: string, fallback: boolean): boolean => {
-    const v = raw(name);
-    if (v === undefined) return fallback;
-    if (['on', 'true', '1', 'yes'].includes(v.toLowerCase())) return true;
-    if (['off', 'false', '0', 'no'].includes(v.toLowerCase())) return false;
-    errors.push(`${name} must be on or off, got "${v}"`);
-    return fallback;
-  };
-  const rateLimit = (name: string, fallback: RateLimit): RateLimit => {
-    const v = raw(name);
-    if (v === undefined) return fallback;
-    if (v.toLowerCase() === 'off') return null;
-    const m = /^(\d+)\s*:\s*(\d+(?:\.\d+)?)$/.exec(v);
-    const capacity = m ? Number(m[1]) : NaN;
-    const refillPerSecond = m ? Number(m[2]) : NaN;
-    if (!m || capacity < 1 || capacity > 1e9 || !(refillPerSecond > 0) || refillPerSecond > 1e9) {
-      errors.push(`${name} must be "<capacity>:<refill per second>" (e.g. "300:5", capacity ≥ 1, refill > 0) or "off", got "${v}"`);
-      return fallback;
-    }
-    return { capacity, refillPerSecond };
-  };
+  const config = resolveInto(options, labels, errors);
+  if (errors.length > 0) throw new ConfigError(errors);
+  return config;
+}
 
-  const httpUrl = (name: string): string | null => {
-    const v = raw(name);
-    if (v === undefined) return null;
-    try {
-      const u = new URL(v);
-      if (u.protocol === 'http:' || u.protocol === 'https:') return v;
-    } catch { /* reported below */ }
-    errors.push(`${name} must be an http:// or https:// URL, got "${v}"`);
-    return null;
-  };
-
-  const logLevel = env.LOG_LEVEL || 'info';
-  if (!LEVELS.includes(logLevel)) errors.push(`LOG_LEVEL must be one of ${LEVELS.join(', ')}, got "${logLevel}"`);
-  const graphileEnv = env.GRAPHILE_ENV || 'production';
-  if (!['development', 'production', 'test'].includes(graphileEnv)) {
-    errors.push(`GRAPHILE_ENV must be development, production or test, got "${graphileEnv}"`);
-  }
-  const requiredMutations = (env.IDEMPOTENCY_REQUIRED_MUTATIONS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const badNames = requiredMutations.filter((n) => !/^[_A-Za-z][_0-9A-Za-z]*$/.test(n));
-  if (badNames.length) {
-    errors.push(`IDEMPOTENCY_REQUIRED_MUTATIONS must be a comma-separated list of GraphQL mutation names (e.g. createFund,updateFund), got ${badNames.map((n) => `"${n}"`).join(', ')}`);
-  }
-  const leaseSeconds = int('IDEMPOTENCY_LEASE_SECONDS', 30, 1, 3600);
-  const ttlSeconds = int('IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 31_536_000);
-  if (ttlSeconds < leaseSeconds) {
-    errors.push(`IDEMPOTENCY_TTL_SECONDS (${ttlSeconds}) must be at least IDEMPOTENCY_LEASE_SECONDS (${leaseSeconds})`);
-  }
-  const development = graphileEnv === 'development';
-  let db = { authUrl: '', ownerUrl: '' };
-  try {
-    db = dbConfig({}, env);
-  } catch (e) {
-    errors.push((e as Error).message);
-  }
-
-  const cors = parseOrigins(env.CORS_ORIGINS ?? '');
-  for (const e of cors.errors) errors.push(`CORS_ORIGINS: ${e}`);
-
-  const jwt = loadJwtKey(env, development, errors);
-  const jwtIssuer = raw('JWT_ISSUER') ?? null;
-  const jwtAudience = raw('JWT_AUDIENCE') ?? null;
-
-  const claimName = (name: string, fallback: string): string => {
-    const v = raw(name);
+/** As resolveApiConfig, but appends the problems to `errors` (api/env.ts reports them with its own). */
+export function resolveInto(o: BallastOptions, labels: Labels, errors: string[]): ApiConfig {
+  const name = (path: string) => labels[path] ?? path;
+  const num = (path: string, range: RangeName, v: number | undefined): number => {
+    const [min, max, fallback] = RANGES[range];
     if (v === undefined) return fallback;
-    if (v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) {
-      errors.push(`${name} must name a top-level claim of your tokens in 1 to 200 characters without control characters (e.g. https://example.com/${fallback}), got ${JSON.stringify(v.slice(0, 40))}${v.length > 40 ? '...' : ''}`);
-      return fallback;
-    }
-    if (REGISTERED_CLAIMS.includes(v)) {
-      errors.push(`${name} must not be the registered claim "${v}" (${REGISTERED_CLAIMS.join(', ')} mean what RFC 7519 says)`);
+    const whole = !FRACTIONAL.includes(range);
+    if (typeof v !== 'number' || !Number.isFinite(v) || (whole && !Number.isInteger(v)) || v < min || v > max) {
+      errors.push(`${name(path)} must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}, got "${String(v)}"`);
       return fallback;
     }
     return v;
   };
-  const jwtOrgClaim = claimName('JWT_ORG_CLAIM', 'org_id');
-  const jwtRoleClaim = claimName('JWT_ROLE_CLAIM', 'role');
-  if (jwtOrgClaim === jwtRoleClaim) errors.push(`JWT_ORG_CLAIM and JWT_ROLE_CLAIM must name different claims, both are "${jwtOrgClaim}"`);
-  const roleName = (name: string, v: string): boolean => {
-    if (!ROLE_NAME.test(v)) {
-      errors.push(`${name}: "${v}" is not a database role name (a letter or _, then letters, digits, _ or $; at most 63)`);
+  const section = <T extends object>(v: T | false | undefined): { on: boolean; value: Partial<T> } =>
+    v === false ? { on: false, value: {} } : { on: true, value: v ?? {} };
+
+  if (!Array.isArray(o.schemas) || o.schemas.length === 0 || !o.schemas.every((s) => typeof s === 'string' && s !== '')) {
+    errors.push(`${name('schemas')} must list the PostgreSQL schemas to expose, e.g. ['app_public']`);
+  }
+  if (o.pool && o.connectionString) errors.push(`give ${name('pool')} or ${name('connectionString')}, not both`);
+  if (!o.pool && !o.connectionString) {
+    errors.push(`${name('connectionString')} is not set: give the authenticator's connection string (ballast_authenticator, never a superuser) or a pool`);
+  }
+  const logLevel = o.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) errors.push(`${name('logLevel')} must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  const development = o.development ?? false;
+
+  const db = o.database ?? {};
+  const limits = section(o.limits);
+  const logging = section(o.logging);
+  const metrics = section(o.metrics);
+  const tracing = section(o.tracing);
+  const shutdown = section(o.shutdown);
+  const cors = section(o.cors);
+  const rate = section(o.rateLimit);
+  const idem = section(o.idempotency);
+
+  const corsOrigins: string[] = [];
+  for (const origin of cors.value.origins ?? []) {
+    const problem = originProblem(origin);
+    if (problem) errors.push(`${name('cors.origins')}: "${origin}" ${problem}`);
+    else if (!corsOrigins.includes(origin)) corsOrigins.push(origin);
+  }
+
+  const required = idem.value.requiredMutations ?? [];
+  const badNames = required.filter((n) => !GRAPHQL_NAME.test(n));
+  if (badNames.length) errors.push(`${name('idempotency.requiredMutations')} must be GraphQL mutation names (e.g. createFund), got ${badNames.map((n) => `"${n}"`).join(', ')}`);
+  const leaseSeconds = num('idempotency.leaseSeconds', 'leaseSeconds', idem.value.leaseSeconds);
+  const ttlSeconds = num('idempotency.ttlSeconds', 'ttlSeconds', idem.value.ttlSeconds);
+  if (ttlSeconds < leaseSeconds) {
+    errors.push(`${name('idempotency.ttlSeconds')} (${ttlSeconds}) must be at least ${name('idempotency.leaseSeconds')} (${leaseSeconds})`);
+  }
+
+  const rateLimits = { ...DEFAULT_RATE_LIMITS };
+  for (const cls of ['query', 'mutation'] as const) {
+    const v = rate.on ? rate.value[cls] : null;
+    if (v === undefined) continue;
+    if (v !== null && (typeof v !== 'object' || !(v.capacity >= 1 && v.capacity <= 1e9) || !(v.refillPerSecond > 0 && v.refillPerSecond <= 1e9))) {
+      errors.push(`${name(`rateLimit.${cls}`)} must be a capacity ≥ 1 and a refill per second > 0 (e.g. 300:5), or off`);
+      continue;
+    }
+    rateLimits[cls] = v;
+  }
+
+  const jwtSection = section(o.jwt);
+  const j = jwtSection.value;
+  const jwt = jwtSection.on ? resolveJwtKey(j, development, name, errors) : { kind: 'none' as const };
+  const claimName = (path: string, v: string | undefined, fallback: string): string => {
+    if (v === undefined) return fallback;
+    if (typeof v !== 'string' || v.length === 0 || v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) {
+      errors.push(`${name(path)} must name a top-level claim of your tokens in 1 to 200 characters without control characters (e.g. https://example.com/${fallback}), got ${JSON.stringify(String(v).slice(0, 40))}${String(v).length > 40 ? '...' : ''}`);
+      return fallback;
+    }
+    if (REGISTERED_CLAIMS.includes(v)) {
+      errors.push(`${name(path)} must not be the registered claim "${v}" (${REGISTERED_CLAIMS.join(', ')} mean what RFC 7519 says)`);
+      return fallback;
+    }
+    return v;
+  };
+  const jwtOrgClaim = claimName('jwt.orgClaim', j.orgClaim, 'org_id');
+  const jwtRoleClaim = claimName('jwt.roleClaim', j.roleClaim, 'role');
+  if (jwtOrgClaim === jwtRoleClaim) errors.push(`${name('jwt.orgClaim')} and ${name('jwt.roleClaim')} must name different claims, both are "${jwtOrgClaim}"`);
+  const roleName = (path: string, v: string): boolean => {
+    if (typeof v !== 'string' || !ROLE_NAME.test(v)) {
+      errors.push(`${name(path)}: "${v}" is not a database role name (a letter or _, then letters, digits, _ or $; at most 63)`);
       return false;
     }
     if (FORBIDDEN_VISITOR_ROLES.includes(v)) {
-      errors.push(`${name}: "${v}" must not serve visitors; use ballast_anonymous, ballast_member, ballast_admin or a role of yours granted one of them`);
+      errors.push(`${name(path)}: "${v}" must not serve visitors; use ballast_anonymous, ballast_member, ballast_admin or a role of yours granted one of them`);
       return false;
     }
     return true;
   };
   const jwtRoleMap: Partial<Record<AppRole, string>> = {};
-  const roleMapText = raw('JWT_ROLE_MAP') ?? 'member=ballast_member,admin=ballast_admin';
-  for (const entry of roleMapText.split(',').map((e) => e.trim()).filter(Boolean)) {
-    const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(entry);
-    const key = m?.[1] as AppRole | undefined;
-    if (!m || !key || !APP_ROLES.includes(key)) {
-      errors.push(`JWT_ROLE_MAP must be "<role claim>=<database role>" pairs for member and/or admin, e.g. "member=authenticated,admin=ballast_admin"; got "${entry}"`);
-    } else if (jwtRoleMap[key] !== undefined) {
-      errors.push(`JWT_ROLE_MAP maps ${key} twice`);
-    } else if (roleName('JWT_ROLE_MAP', m[2])) {
-      jwtRoleMap[key] = m[2];
+  let roleMapOk = true;
+  for (const [key, role] of Object.entries(j.roleMap ?? DEFAULT_ROLE_MAP)) {
+    if (!APP_ROLES.includes(key as AppRole)) {
+      errors.push(`${name('jwt.roleMap')}: "${key}" is not a role claim value: map member and/or admin`);
+      roleMapOk = false;
+    } else if (role !== undefined) {
+      if (roleName('jwt.roleMap', role)) jwtRoleMap[key as AppRole] = role;
+      else roleMapOk = false;
     }
   }
-  if (Object.keys(jwtRoleMap).length === 0 && !errors.some((e) => e.startsWith('JWT_ROLE_MAP'))) {
-    errors.push('JWT_ROLE_MAP must map at least one of member and admin to a database role');
-  }
-  const anonymousRole = raw('DB_ANONYMOUS_ROLE') ?? 'ballast_anonymous';
-  roleName('DB_ANONYMOUS_ROLE', anonymousRole);
+  if (Object.keys(jwtRoleMap).length === 0 && roleMapOk) errors.push(`${name('jwt.roleMap')} must map at least one of member and admin to a database role`);
+  const anonymousRole = j.anonymousRole ?? 'ballast_anonymous';
+  roleName('jwt.anonymousRole', anonymousRole);
 
-  const config: ApiConfig = {
-    host: env.HOST || '127.0.0.1',
-    port: int('PORT', 5678, 0, 65535),
+  return {
+    schemas: o.schemas,
+    pool: o.pool ?? null,
+    authUrl: o.connectionString ?? '',
+    host: o.host ?? '127.0.0.1',
+    port: num('port', 'port', o.port),
     development,
     logLevel,
-    authUrl: db.authUrl,
-    ownerUrl: db.ownerUrl,
-    poolMax: int('DB_POOL_MAX', 10, 1, 1000),
-    idempotencyRequiredMutations: requiredMutations,
+    logger: o.logger ?? null,
+    poolMax: num('database.poolMax', 'poolMax', db.poolMax),
+    dbConnectTimeoutMs: num('database.connectTimeoutMs', 'connectTimeoutMs', db.connectTimeoutMs),
+    dbStatementTimeoutMs: num('database.statementTimeoutMs', 'statementTimeoutMs', db.statementTimeoutMs),
+    dbLockTimeoutMs: num('database.lockTimeoutMs', 'lockTimeoutMs', db.lockTimeoutMs),
+    dbIdleInTransactionTimeoutMs: num('database.idleInTransactionTimeoutMs', 'idleInTransactionTimeoutMs', db.idleInTransactionTimeoutMs),
+    dbPoolIdleTimeoutMs: num('database.poolIdleTimeoutMs', 'poolIdleTimeoutMs', db.poolIdleTimeoutMs),
+    dbPreparedStatements: db.preparedStatements ?? true,
+    idempotency: idem.on,
+    idempotencyRequiredMutations: required.filter((n) => GRAPHQL_NAME.test(n)),
     idempotencyLeaseSeconds: leaseSeconds,
     idempotencyTtlSeconds: ttlSeconds,
-    dbConnectTimeoutMs: int('DB_CONNECT_TIMEOUT_MS', 3000, 100, 120_000),
-    dbStatementTimeoutMs: int('DB_STATEMENT_TIMEOUT_MS', 15_000, 0, 3_600_000),
-    dbLockTimeoutMs: int('DB_LOCK_TIMEOUT_MS', 5000, 0, 3_600_000),
-    dbIdleInTransactionTimeoutMs: int('DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 0, 3_600_000),
-    dbPoolIdleTimeoutMs: int('DB_POOL_IDLE_TIMEOUT_MS', 30_000, 1000, 3_600_000),
-    shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
-    corsOrigins: cors.origins,
-    bodyLimitBytes: int('BODY_LIMIT_BYTES', 100_000, 1000, 50_000_000),
-    graphqlMaxDepth: int('GRAPHQL_MAX_DEPTH', 12, 1, 1000),
-    graphqlMaxCost: int('GRAPHQL_MAX_COST', 50_000, 1, 1_000_000_000),
-    graphqlDefaultListSize: int('GRAPHQL_DEFAULT_LIST_SIZE', 100, 1, 1_000_000),
+    shutdownGuard: shutdown.on,
+    shutdownGraceMs: num('shutdown.graceMs', 'graceMs', shutdown.value.graceMs),
+    cors: cors.on,
+    corsOrigins,
+    bodyLimitBytes: num('bodyLimitBytes', 'bodyLimitBytes', o.bodyLimitBytes),
+    graphqlLimits: limits.on,
+    graphqlMaxDepth: num('limits.maxDepth', 'maxDepth', limits.value.maxDepth),
+    graphqlMaxCost: num('limits.maxCost', 'maxCost', limits.value.maxCost),
+    graphqlDefaultListSize: num('limits.defaultListSize', 'defaultListSize', limits.value.defaultListSize),
+    whyDenied: o.whyDenied ?? true,
+    jwtEnabled: jwtSection.on,
     jwt,
-    jwtIssuer,
-    jwtAudience,
-    jwtClockToleranceS: int('JWT_CLOCK_TOLERANCE_S', 5, 0, 3600),
+    jwtIssuer: j.issuer ?? null,
+    jwtAudience: j.audience ?? null,
+    jwtClockToleranceS: num('jwt.clockToleranceS', 'clockToleranceS', j.clockToleranceS),
     jwtOrgClaim,
     jwtRoleClaim,
     jwtRoleMap,
     anonymousRole,
-    rateLimits: {
-      query: rateLimit('RATE_LIMIT_QUERY', { capacity: 300, refillPerSecond: 10 }),
-      mutation: rateLimit('RATE_LIMIT_MUTATION', { capacity: 60, refillPerSecond: 1 }),
-    },
-    trustProxyHops: int('TRUST_PROXY_HOPS', 0, 0, 10),
-    probeLogSampleRate: num('PROBE_LOG_SAMPLE_RATE', 0.01, 0, 1),
-    metricsMaxRoutes: int('METRICS_MAX_ROUTES', 50, 1, 10_000),
-    metricsMaxOperations: int('METRICS_MAX_OPERATIONS', 100, 1, 10_000),
-    metricsDbCacheMs: int('METRICS_DB_CACHE_MS', 5000, 0, 600_000),
-    tracing: bool('REQUEST_TRACING', true),
-    traceFlushMs: int('TRACE_FLUSH_MS', 1000, 10, 600_000),
-    traceBatchRows: int('TRACE_BATCH_ROWS', 500, 1, 10_000),
-    traceBufferMax: int('TRACE_BUFFER_MAX', 20_000, 1, 10_000_000),
-    errorReporting: bool('ERROR_REPORTING', true),
-    errorReportUrl: httpUrl('ERROR_REPORT_URL'),
-    errorReportTimeoutMs: int('ERROR_REPORT_TIMEOUT_MS', 5000, 100, 120_000),
-    adminPage: bool('ADMIN_PAGE', true),
-    adminDevTokens: bool('ADMIN_DEV_TOKENS', development),
+    rateLimits: rate.on ? rateLimits : { query: null, mutation: null },
+    trustProxyHops: num('rateLimit.trustProxyHops', 'trustProxyHops', rate.value.trustProxyHops),
+    requestIdHeader: o.requestId ?? true,
+    logging: logging.on,
+    probeLogSampleRate: num('logging.probeSampleRate', 'probeSampleRate', logging.value.probeSampleRate),
+    health: o.health ?? true,
+    dbGuard: o.dbGuard ?? true,
+    metrics: metrics.on,
+    metricsMaxRoutes: num('metrics.maxRoutes', 'maxRoutes', metrics.value.maxRoutes),
+    metricsMaxOperations: num('metrics.maxOperations', 'maxOperations', metrics.value.maxOperations),
+    metricsDbCacheMs: num('metrics.dbCacheMs', 'dbCacheMs', metrics.value.dbCacheMs),
+    tracing: tracing.on,
+    traceFlushMs: num('tracing.flushMs', 'flushMs', tracing.value.flushMs),
+    traceBatchRows: num('tracing.batchRows', 'batchRows', tracing.value.batchRows),
+    traceBufferMax: num('tracing.bufferMax', 'bufferMax', tracing.value.bufferMax),
+    errorReporting: o.errorReports ?? true,
+    middlewares: o.middlewares ?? [],
   };
-  if (config.adminDevTokens && graphileEnv === 'production') {
-    errors.push('ADMIN_DEV_TOKENS=on is refused with GRAPHILE_ENV=production: it hands out admin tokens to anyone who asks');
-  }
-  if (config.adminDevTokens && jwt.kind !== 'hs256') {
-    errors.push(`ADMIN_DEV_TOKENS=on needs an HS256 key (JWT_SECRET, or GRAPHILE_ENV=development without one) to sign with; the JWT key here is ${jwt.kind}`);
-  }
-  if (errors.length > 0) {
-    throw new Error(`invalid configuration (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n  - ${errors.join('\n  - ')}`);
-  }
-  return config;
 }
 
-/** Exactly one key source: JWT_SECRET (HS256), JWT_PUBLIC_KEY_FILE (RS256 PEM) or JWT_JWKS_FILE (RS256 JWKS). */
-function loadJwtKey(env: NodeJS.ProcessEnv, development: boolean, errors: string[]): JwtKey {
-  const secret = env.JWT_SECRET || undefined;
-  const pemFile = env.JWT_PUBLIC_KEY_FILE || undefined;
-  const jwksFile = env.JWT_JWKS_FILE || undefined;
-  const given = [secret && 'JWT_SECRET', pemFile && 'JWT_PUBLIC_KEY_FILE', jwksFile && 'JWT_JWKS_FILE'].filter(Boolean);
-  if (given.length > 1) {
-    errors.push(`set only one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE; got ${given.join(' and ')}`);
+/** Exactly one key source at most: a secret (HS256), a PEM public key or a JWKS (RS256), each given or in a file. */
+function resolveJwtKey(j: JwtOptions, development: boolean, name: (path: string) => string, errors: string[]): JwtKey {
+  const sources = (['secret', 'publicKey', 'publicKeyFile', 'jwks', 'jwksFile'] as const).filter((k) => j[k] !== undefined && j[k] !== '');
+  if (sources.length > 1) {
+    errors.push(`set only one of ${[...new Set(['secret', 'publicKeyFile', 'jwksFile', 'publicKey', 'jwks'].map((k) => name(`jwt.${k}`)))].join(', ')}; got ${sources.map((k) => name(`jwt.${k}`)).join(' and ')}`);
     return { kind: 'none' };
   }
-  if (secret !== undefined) {
-    if (secret.length < JWT_SECRET_MIN_LENGTH) {
-      errors.push(`JWT_SECRET must be at least ${JWT_SECRET_MIN_LENGTH} characters, got ${secret.length} (e.g. openssl rand -base64 48)`);
-      return { kind: 'none' };
-    }
-    return { kind: 'hs256', secret, development: false };
-  }
-  const read = (name: string, file: string): string | null => {
+  const read = (path: string, file: string): string | null => {
     try {
       return fs.readFileSync(file, 'utf8');
     } catch (e) {
-      errors.push(`${name}: cannot read "${file}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      errors.push(`${name(path)}: cannot read "${file}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       return null;
     }
   };
-  if (pemFile !== undefined) {
-    const text = read('JWT_PUBLIC_KEY_FILE', pemFile);
-    if (text === null) return { kind: 'none' };
-    try {
-      const key = createPublicKey(text);
-      if (key.asymmetricKeyType !== 'rsa') {
-        errors.push(`JWT_PUBLIC_KEY_FILE: "${pemFile}" holds a ${key.asymmetricKeyType} key; RS256 needs an RSA public key`);
+  switch (sources[0]) {
+    case undefined:
+      return { kind: 'none' };
+    case 'secret': {
+      const secret = j.secret!;
+      if (secret === DEVELOPMENT_JWT_SECRET && !development) {
+        errors.push(`${name('jwt.secret')} is the published development secret: refused outside development`);
         return { kind: 'none' };
       }
-      return { kind: 'rs256-pem', key, file: pemFile };
-    } catch (e) {
-      errors.push(`JWT_PUBLIC_KEY_FILE: "${pemFile}" is not a PEM public key (${(e as Error).message})`);
-      return { kind: 'none' };
+      if (secret.length < JWT_SECRET_MIN_LENGTH) {
+        errors.push(`${name('jwt.secret')} must be at least ${JWT_SECRET_MIN_LENGTH} characters, got ${secret.length} (e.g. openssl rand -base64 48)`);
+        return { kind: 'none' };
+      }
+      return { kind: 'hs256', secret, development: secret === DEVELOPMENT_JWT_SECRET };
+    }
+    case 'publicKey':
+    case 'publicKeyFile': {
+      const path = sources[0] === 'publicKey' ? 'jwt.publicKey' : 'jwt.publicKeyFile';
+      const file = j.publicKeyFile ?? null;
+      let key: KeyObject;
+      try {
+        if (typeof j.publicKey === 'object') {
+          key = j.publicKey;
+        } else {
+          const text = file === null ? j.publicKey! : read(path, file);
+          if (text === null) return { kind: 'none' };
+          key = createPublicKey(text);
+        }
+      } catch (e) {
+        errors.push(`${name(path)}: ${file === null ? 'the key' : `"${file}"`} is not a PEM public key (${(e as Error).message})`);
+        return { kind: 'none' };
+      }
+      if (key.asymmetricKeyType !== 'rsa') {
+        errors.push(`${name(path)}: ${file === null ? 'the key' : `"${file}"`} holds a ${key.asymmetricKeyType} key; RS256 needs an RSA public key`);
+        return { kind: 'none' };
+      }
+      return { kind: 'rs256-pem', key, file };
+    }
+    case 'jwks':
+    case 'jwksFile': {
+      const path = sources[0] === 'jwks' ? 'jwt.jwks' : 'jwt.jwksFile';
+      const file = j.jwksFile ?? null;
+      let jwks: unknown = j.jwks;
+      if (file !== null) {
+        const text = read(path, file);
+        if (text === null) return { kind: 'none' };
+        try {
+          jwks = JSON.parse(text);
+        } catch (e) {
+          errors.push(`${name(path)}: "${file}" is not JSON (${(e as Error).message})`);
+          return { kind: 'none' };
+        }
+      }
+      const keys = (jwks as { keys?: unknown })?.keys;
+      if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => k && typeof k === 'object' && (k as { kty?: unknown }).kty === 'RSA')) {
+        errors.push(`${name(path)}: ${file === null ? 'the JWKS' : `"${file}"`} must be {"keys": [...]} with at least one RSA key`);
+        return { kind: 'none' };
+      }
+      return { kind: 'rs256-jwks', jwks: { keys: keys as Record<string, unknown>[] }, file };
     }
   }
-  if (jwksFile !== undefined) {
-    const text = read('JWT_JWKS_FILE', jwksFile);
-    if (text === null) return { kind: 'none' };
-    let jwks: unknown;
-    try {
-      jwks = JSON.parse(text);
-    } catch (e) {
-      errors.push(`JWT_JWKS_FILE: "${jwksFile}" is not JSON (${(e as Error).message})`);
-      return { kind: 'none' };
-    }
-    const keys = (jwks as { keys?: unknown })?.keys;
-    if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => k && typeof k === 'object' && (k as { kty?: unknown }).kty === 'RSA')) {
-      errors.push(`JWT_JWKS_FILE: "${jwksFile}" must be {"keys": [...]} with at least one RSA key`);
-      return { kind: 'none' };
-    }
-    return { kind: 'rs256-jwks', jwks: { keys: keys as Record<string, unknown>[] }, file: jwksFile };
-  }
-  if (development) return { kind: 'hs256', secret: DEVELOPMENT_JWT_SECRET, development: true };
-  return { kind: 'none' };
 }

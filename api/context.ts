@@ -2,6 +2,7 @@
 // role), the request id, and the request's logger. Kept off the request object in a WeakMap.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import type {} from 'postgraphile/grafserv/node'; // Grafast.RequestContext's node: { req, res }
 
 export type Claims = Record<string, unknown>;
 
@@ -31,6 +32,15 @@ export type GraphqlRequest = {
   operationName: string | null;
 };
 
+declare global {
+  namespace Grafast {
+    interface RequestContext {
+      /** The request's state, put here by ballast's grafserv plugin (api/postgraphile_plugin.ts) for every adaptor. */
+      ballast?: RequestState;
+    }
+  }
+}
+
 const states = new WeakMap<IncomingMessage, RequestState>();
 
 export function setState(req: IncomingMessage, state: RequestState): void {
@@ -48,10 +58,14 @@ export function maybeState(req: IncomingMessage): RequestState | undefined {
   return states.get(req);
 }
 
+/** The state of the request behind a grafserv/grafast request context, whichever adaptor served it. */
+export function stateOf(ctx: Partial<Grafast.RequestContext> | undefined): RequestState | undefined {
+  return ctx?.ballast ?? (ctx?.node?.req ? states.get(ctx.node.req) : undefined);
+}
+
 /** The settings PostGraphile applies with set_config(..., true) for the request's transaction. */
-export function pgSettingsFor(req: IncomingMessage | undefined): Record<string, string> {
-  const s = req ? states.get(req) : undefined;
-  if (!s) return { role: 'ballast_anonymous' };
+export function pgSettingsFor(s: RequestState | undefined, anonymousRole: string): Record<string, string> {
+  if (!s) return { role: anonymousRole };
   return {
     role: s.role,
     'request.id': s.id,

@@ -1,19 +1,8 @@
-// CORS allowlist: CORS_ORIGINS is a comma-separated list of exact origins (scheme://host[:port]).
-// Validated at startup; a malformed entry stops the process with a message naming it (api/config.ts).
+// CORS allowlist: exact origins (scheme://host[:port]; CORS_ORIGINS, comma-separated). Checked at startup
+// (api/config.ts): a malformed entry stops the process with a message naming it.
 
-/** Parses the allowlist; every malformed entry becomes one error naming it and saying what is expected. */
-export function parseOrigins(text: string): { origins: string[]; errors: string[] } {
-  const origins: string[] = [];
-  const errors: string[] = [];
-  for (const entry of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-    const problem = originProblem(entry);
-    if (problem) errors.push(`"${entry}" ${problem}`);
-    else if (!origins.includes(entry)) origins.push(entry);
-  }
-  return { origins, errors };
-}
-
-function originProblem(entry: string): string | null {
+/** Why `entry` is not an origin a browser sends (scheme://host[:port], canonical), or null when it is one. */
+export function originProblem(entry: string): string | null {
   if (entry === '*') return 'is not allowed: list each origin (a wildcard would let any site call the API with its users\' tokens)';
   let u: URL;
   try {

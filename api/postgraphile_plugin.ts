@@ -1,17 +1,27 @@
-// The server's hooks into PostGraphile (a graphile-config plugin; api/server.ts adds it to the preset):
-//  - grafserv setPreset: the depth and cost validation rules (api/graphql_limits.ts);
+// ballast's hooks into PostGraphile (a graphile-config plugin in the preset, api/preset.ts):
+//  - grafserv setPreset: the depth and cost validation rules (api/graphql_limits.ts), unless switched off;
+//  - grafserv processRequest: finds the request's state (api/context.ts), made by ballast's middlewares;
+//    without them (the preset used alone), makes it here: the request id, and the JWT verified into role
+//    and claims (a bad token → 401, never anonymous). The state goes on the request context, so
+//    grafast's context() reads it whichever grafserv adaptor serves the request;
 //  - grafserv processRequest: hands grafserv the body api/middleware/body.ts already read and parsed,
 //    then maps the outcome to the right HTTP status: 400 for a query over the depth/cost limits, 503
 //    when the database was unreachable, 504 on statement_timeout, 500 on a database-internal error
 //    (grafserv would answer 200 with a GraphQL error for all of these);
 //  - grafast prepareArgs: wraps the request's withPgClient so database failures are recorded on the
 //    request (state(req).dbError) and on the DbGuard.
-import type { IncomingMessage } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import type {} from 'postgraphile';
 import type {} from 'postgraphile/grafserv';
-import { maybeState } from './context.ts';
+import { setState, stateOf, type RequestState } from './context.ts';
 import { queryLimitsRule, TOO_COSTLY, TOO_DEEP, type QueryLimits } from './graphql_limits.ts';
 import { classifyDbError, type DbGuard } from './db_guard.ts';
+import { JwtRejection, type JwtVerifier } from './jwt.ts';
+import { newState, WELL_FORMED_REQUEST_ID } from './middleware/request_id.ts';
+
+/** Without ballast's middlewares in front: how the plugin makes a request's state itself. */
+export type Standalone = { logger: Logger; verifier: JwtVerifier | null; requestIdHeader: boolean; anonymousRole: string };
 
 type JsonResult = { type: 'json'; statusCode: number; headers: Record<string, string>; json: unknown };
 type WithPgClient = (settings: unknown, callback: unknown) => Promise<unknown>;
@@ -23,38 +33,75 @@ const MESSAGE = {
   internal: ['INTERNAL_SERVER_ERROR', 'internal error'],
 } as const;
 
-function reqOf(ctx: Partial<Grafast.RequestContext> | undefined): IncomingMessage | undefined {
-  return ctx?.node?.req;
+function unauthenticated(s: RequestState, e: JwtRejection, headers: Record<string, string>): JsonResult {
+  const message = `invalid token: ${e.message}`;
+  s.error = { status: 401, code: 'UNAUTHENTICATED', message };
+  return {
+    type: 'json', statusCode: 401,
+    headers: { ...headers, 'content-type': 'application/json; charset=utf-8', 'www-authenticate': `Bearer error="invalid_token", error_description="${e.reason}"` },
+    json: { errors: [{ message, extensions: { code: 'UNAUTHENTICATED', requestId: s.id } }] },
+  };
 }
 
-export function ballastServerPlugin(opts: { limits: QueryLimits; guard: DbGuard }): GraphileConfig.Plugin {
+export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: DbGuard | null; standalone: Standalone }): GraphileConfig.Plugin {
+  const { standalone } = opts;
+  /** The state of a request that did not come through ballast's middlewares; a JSON result when it is refused. */
+  async function ownState(ctx: Partial<Grafast.RequestContext>, headers: Record<string, string | undefined>, idHeader: Record<string, string>): Promise<RequestState | JsonResult> {
+    const given = standalone.requestIdHeader ? headers['x-request-id'] : undefined;
+    const id = given && WELL_FORMED_REQUEST_ID.test(given) ? given : randomUUID();
+    if (standalone.requestIdHeader) idHeader['x-request-id'] = id;
+    const s = newState(id, standalone.logger, standalone.anonymousRole);
+    const authorization = headers.authorization;
+    if (standalone.verifier && authorization !== undefined) {
+      try {
+        const v = await standalone.verifier.verify(authorization);
+        s.claims = v.claims;
+        s.role = v.role;
+        s.orgId = v.orgId;
+      } catch (e) {
+        if (!(e instanceof JwtRejection)) throw e;
+        return unauthenticated(s, e, idHeader);
+      }
+    }
+    if (ctx.node?.req) setState(ctx.node.req, s);
+    return s;
+  }
+
   return {
     name: 'BallastServerPlugin',
-    version: '0.1.0',
-    description: 'ballast API: query limits, pre-read bodies, HTTP status for database failures',
+    version: '0.2.0',
+    description: 'ballast API: request state (JWT, request id), query limits, pre-read bodies, HTTP status for database failures',
     grafserv: {
       middleware: {
         setPreset(next, event) {
-          event.validationRules.push(queryLimitsRule(opts.limits));
+          if (opts.limits) event.validationRules.push(queryLimitsRule(opts.limits));
           return next();
         },
         async processRequest(next, event) {
-          const req = reqOf(event.requestDigest.requestContext);
-          const s = req ? maybeState(req) : undefined;
-          if (s?.graphql) {
+          const ctx = event.requestDigest.requestContext;
+          const idHeader: Record<string, string> = {};
+          let s = stateOf(ctx);
+          if (!s) {
+            const own = await ownState(ctx, event.requestDigest.headers, idHeader);
+            if ('type' in own) return own as never;
+            s = own;
+          }
+          ctx.ballast = s;
+          if (s.graphql) {
             const json = s.graphql.body;
             event.requestDigest.getBody = () => ({ type: 'json', json: json as never });
             event.requestDigest.preferJSON = true;
           }
           const result = await next();
-          if (!s || !result) return result;
+          if (result && 'headers' in result && result.headers) Object.assign(result.headers, idHeader);
+          if (!result) return result;
           if (s.dbError) {
             const kind = classifyDbError(s.dbError) ?? 'internal';
             const [code, message] = MESSAGE[kind];
             s.error = { status: STATUS[kind], code, message: `${message} (${s.dbError.message})` };
             const out: JsonResult = {
               type: 'json', statusCode: STATUS[kind],
-              headers: { 'content-type': 'application/json; charset=utf-8', ...(kind === 'unavailable' ? { 'retry-after': '1' } : {}) },
+              headers: { ...idHeader, 'content-type': 'application/json; charset=utf-8', ...(kind === 'unavailable' ? { 'retry-after': '1' } : {}) },
               json: { errors: [{ message, extensions: { code, requestId: s.id } }] },
             };
             return out as never;
@@ -75,13 +122,13 @@ export function ballastServerPlugin(opts: { limits: QueryLimits; guard: DbGuard 
       middleware: {
         prepareArgs(next, event) {
           const wrap = <T>(args: T): T => {
-            const req = reqOf(event.args.requestContext);
-            const s = req ? maybeState(req) : undefined;
+            const s = stateOf(event.args.requestContext);
             const ctx = event.args.contextValue as unknown as Record<string, unknown>;
             const inner = ctx.withPgClient as WithPgClient | undefined;
             if (s && inner) {
               ctx.withPgClient = (settings: unknown, callback: unknown) => inner(settings, callback).catch((e: unknown) => {
-                if (opts.guard.observe(e) !== null && !s.dbError) s.dbError = e as Error;
+                const kind = opts.guard ? opts.guard.observe(e) : classifyDbError(e);
+                if (kind !== null && !s.dbError) s.dbError = e as Error;
                 throw e;
               });
             }

@@ -1,20 +1,68 @@
-// The PostGraphile V5 preset: Amber, the app_public schema, the authenticator's pool, and per-request
-// pgSettings (role, request.id, request.jwt.claims) from the request's state (api/context.ts).
+// The PostGraphile V5 preset a user extends in their graphile.config: Amber, the user's schemas, the
+// authenticator's pool, per-request pgSettings (role, request.id, request.jwt.claims) from the request's
+// state (api/context.ts), "why denied" hints (api/why_denied.ts), and ballast's server plugin (depth and
+// cost limits, database failures as HTTP statuses, and — when ballast's middlewares are not in front —
+// the request id and JWT verification itself: api/postgraphile_plugin.ts).
 import type pg from 'pg';
+import type { Logger } from 'pino';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { makePgService } from 'postgraphile/adaptors/pg';
-import { pgSettingsFor } from './context.ts';
-import { WhyDeniedPlugin, maskError } from './why_denied.ts';
+import { resolveApiConfig, type ApiConfig, type BallastOptions } from './config.ts';
+import { pgSettingsFor, stateOf } from './context.ts';
+import type { DbGuard } from './db_guard.ts';
+import { JwtVerifier } from './jwt.ts';
+import { makeLogger } from './logger.ts';
+import { poolConfig, transactionSettings } from './pool.ts';
+import { ballastServerPlugin } from './postgraphile_plugin.ts';
+import { whyDeniedPlugin, maskError } from './why_denied.ts';
 
-export function makePreset(pool: pg.Pool, development: boolean): GraphileConfig.Preset {
+export const GRAPHQL_PATH = '/graphql';
+
+/**
+ * The preset on its own (graphile.config: `extends: [makeBallastPreset({ schemas: ['app_public'], connectionString })]`).
+ * Behind createBallast's middlewares, use `ballast.preset` instead: it shares their pool, JWT verifier and database guard.
+ */
+export function makeBallastPreset(options: BallastOptions): GraphileConfig.Preset {
+  const config = resolveApiConfig(options);
+  const logger = config.logger ?? makeLogger(config.logLevel);
+  return presetFor({ config, logger, pool: config.pool, guard: null, verifier: config.jwtEnabled ? new JwtVerifier(config) : null });
+}
+
+/** The preset for a resolved configuration; `pool` null: PostGraphile makes (and ends) one from config.authUrl. */
+export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.Pool | null; guard: DbGuard | null; verifier: JwtVerifier | null }): GraphileConfig.Preset {
+  const { config, pool } = parts;
+  const pgService = pool
+    ? makePgService({ pool, schemas: config.schemas })
+    : makePgService({
+      connectionString: config.authUrl,
+      schemas: config.schemas,
+      poolConfig: poolConfig(config), // no startup parameters: the timeouts are per transaction (below)
+    });
+  const limits = config.graphqlLimits
+    ? { maxDepth: config.graphqlMaxDepth, maxCost: config.graphqlMaxCost, defaultListSize: config.graphqlDefaultListSize }
+    : null;
+  const server = ballastServerPlugin({
+    limits,
+    guard: parts.guard,
+    standalone: { logger: parts.logger, verifier: parts.verifier, requestIdHeader: config.requestIdHeader, anonymousRole: config.anonymousRole },
+  });
   return {
     extends: [PostGraphileAmberPreset],
-    plugins: [WhyDeniedPlugin], // "why denied" hints on 42501 errors (api/why_denied.ts)
-    pgServices: [makePgService({ pool, schemas: ['app_public'] })],
-    grafserv: { graphqlPath: '/graphql', graphiql: development, graphiqlPath: '/', watch: false, maskError },
+    plugins: config.whyDenied ? [whyDeniedPlugin(config.schemas), server] : [server],
+    pgServices: [pgService],
+    grafserv: {
+      graphqlPath: GRAPHQL_PATH,
+      graphiql: config.development,
+      graphiqlPath: '/',
+      watch: false,
+      maxRequestLength: config.bodyLimitBytes,
+      ...(config.whyDenied ? { maskError } : {}),
+    },
     grafast: {
       context(requestContext) {
-        return { pgSettings: pgSettingsFor(requestContext.node?.req) };
+        // The API's timeouts first (api/pool.ts: per transaction, so they never outlive it on a pooled
+        // server connection), then the request's role, claims and id.
+        return { pgSettings: { ...transactionSettings(config), ...pgSettingsFor(stateOf(requestContext), config.anonymousRole) } };
       },
     },
   };

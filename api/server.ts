@@ -1,86 +1,52 @@
-// The HTTP server: a fixed chain of middlewares (api/middleware/), PostGraphile last. The order:
-// request id first; then the observers that act when a response is done (logging, metrics, tracing,
-// error reports), so every answer below them — refusals included — is logged, counted and traced;
-// then the checks in the order the README documents; PostGraphile last.
+// The whole API as one node HTTP server: ballast's middlewares (api/ballast.ts), then PostGraphile
+// (grafserv's node handler), then 404.
 // Shutdown: turn not-ready, refuse new work with 503, let admitted requests finish (bounded by
-// SHUTDOWN_GRACE_MS), close the listener, flush the write-behind buffers, release PostGraphile, close the pool.
+// shutdown.graceMs), close the listener, flush the write-behind buffers, release PostGraphile, close the pool.
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { postgraphile } from 'postgraphile';
+import { postgraphile, type PostGraphileInstance } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/node';
-import type { ApiConfig } from './config.ts';
-import { makePreset } from './preset.ts';
-import { makePool } from './pool.ts';
-import { DbGuard } from './db_guard.ts';
-import { ApiMetrics } from './metrics.ts';
-import { DbGauges } from './db_gauges.ts';
-import { makeTraceWriter } from './tracing.ts';
-import { makeErrorReporter } from './error_reports.ts';
-import { JwtVerifier } from './jwt.ts';
-import { RateLimiter } from './rate_limit.ts';
-import { ballastServerPlugin } from './postgraphile_plugin.ts';
-import { compose, type Middleware } from './middleware/compose.ts';
-import { rejectForgedRequestId, requestId } from './middleware/request_id.ts';
-import { logClientErrors, logging } from './middleware/logging.ts';
-import { metrics as metricsEndpoint } from './middleware/metrics.ts';
-import { tracing } from './middleware/tracing.ts';
-import { errorReports } from './middleware/error_reports.ts';
-import { health } from './middleware/health.ts';
-import { shutdownGuard, type Shutdown } from './middleware/shutdown_guard.ts';
-import { cors } from './middleware/cors.ts';
-import { admin } from './middleware/admin.ts';
-import { body } from './middleware/body.ts';
-import { jwt } from './middleware/jwt.ts';
-import { dbGuard } from './middleware/db_guard.ts';
-import { rateLimit } from './middleware/rate_limit.ts';
-import { idempotency } from './middleware/idempotency.ts';
+import { createBallast, type Ballast } from './ballast.ts';
+import type { BallastOptions } from './config.ts';
+import { ConfigError } from './config.ts';
+import { compose } from './middleware/compose.ts';
 import { graphql } from './middleware/graphql.ts';
+import { logClientErrors } from './middleware/logging.ts';
+import { makeLogger } from './logger.ts';
 
-export type Api = { server: http.Server; port: number; close: (graceMs?: number) => Promise<void> };
+export type ServerOptions = BallastOptions & {
+  /** Your own preset, extended after ballast's (plugins, inflection, more grafserv or grafast options). */
+  preset?: GraphileConfig.Preset;
+};
 
-export async function startApi(config: ApiConfig, logger: Logger): Promise<Api> {
-  const pool = makePool(config, logger);
-  const guard = new DbGuard(pool, logger);
-  pool.on('error', (e) => guard.observe(e));
-  const metrics = new ApiMetrics({ maxRoutes: config.metricsMaxRoutes, maxOperations: config.metricsMaxOperations, dbUp: () => !guard.isDown });
-  const dbGauges = new DbGauges({ pool, registry: metrics.registry, cacheMs: config.metricsDbCacheMs, guard, logger });
-  const traces = config.tracing ? makeTraceWriter(pool, config, metrics, logger) : null;
-  const reports = config.errorReporting ? makeErrorReporter(pool, metrics, logger) : null;
-  const verifier = new JwtVerifier(config);
-  if (config.jwt.kind === 'none') logger.warn('no JWT key configured: requests are anonymous and any token is refused with 401');
-  if (config.jwt.kind === 'hs256' && config.jwt.development) logger.warn('development JWT secret in use (GRAPHILE_ENV=development, JWT_SECRET unset)');
+export type ApiServer = {
+  server: http.Server;
+  pgl: PostGraphileInstance;
+  ballast: Ballast;
+  logger: Logger;
+  /** Listens on options.host and options.port (0: a free port); resolves with the port. */
+  listen: () => Promise<number>;
+  /** Drains (503 to new requests, admitted ones finish within graceMs), then closes everything; once. */
+  close: (graceMs?: number) => Promise<void>;
+};
 
-  const pgl = postgraphile({
-    extends: [makePreset(pool, config.development)],
-    plugins: [ballastServerPlugin({
-      limits: { maxDepth: config.graphqlMaxDepth, maxCost: config.graphqlMaxCost, defaultListSize: config.graphqlDefaultListSize },
-      guard,
-    })],
-    grafserv: { maxRequestLength: config.bodyLimitBytes },
-  });
-  await pgl.getSchema(); // fail at startup, not on the first request, when the database is unusable
-  const shutdown: Shutdown = { shuttingDown: false, inFlight: 0 };
-  const isShuttingDown = () => shutdown.shuttingDown;
+export type Api = { server: http.Server; port: number; logger: Logger; close: (graceMs?: number) => Promise<void> };
 
-  const chain: Middleware[] = [
-    requestId(logger),
-    logging(logger, config.probeLogSampleRate),
-    metricsEndpoint(metrics, dbGauges),
-    tracing(traces),
-    errorReports(reports),
-    rejectForgedRequestId(),
-    health(pool, isShuttingDown),
-    shutdownGuard(shutdown),
-    cors(config.corsOrigins),
-    admin(config),
-    body({ path: '/graphql', limitBytes: config.bodyLimitBytes }),
-    jwt(verifier),
-    dbGuard(guard),
-    rateLimit(new RateLimiter(pool, () => metrics.rateLimitDbTakes.inc()), config, guard, metrics),
-    idempotency(pool, config), // after jwt: the key's scope is the JWT subject
-    graphql(pgl.createServ(grafserv).createHandler()),
-  ];
-  const handle = compose(chain);
+/** The server, not yet listening. PostGraphile's schema is built first, so an unusable database fails here, not on the first request. */
+export async function createServer(options: ServerOptions): Promise<ApiServer> {
+  const ballast = createBallast(options);
+  const { config, logger } = ballast;
+  let pgl: PostGraphileInstance | null = null;
+  try {
+    pgl = postgraphile({ extends: options.preset ? [ballast.preset, options.preset] : [ballast.preset] });
+    await pgl.getSchema();
+  } catch (e) {
+    await pgl?.release();
+    await ballast.close();
+    throw e;
+  }
+  const instance = pgl;
+  const handle = compose([ballast.chain, graphql(instance.createServ(grafserv).createHandler())]);
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       logger.error({ err }, 'middleware failed');
@@ -90,32 +56,81 @@ export async function startApi(config: ApiConfig, logger: Logger): Promise<Api> 
   });
   logClientErrors(server, logger);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  traces?.start();
-  reports?.start();
-
   let closing: Promise<void> | null = null;
-  function close(graceMs = config.shutdownGraceMs): Promise<void> {
-    closing ??= (async () => {
-      shutdown.shuttingDown = true;
-      // Keep listening while admitted requests finish: new requests (new connections included) get 503.
-      const deadline = Date.now() + graceMs;
-      while (shutdown.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      if (shutdown.inFlight > 0) logger.warn({ graceMs, inFlight: shutdown.inFlight }, 'requests still running after the grace period; closing their connections');
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-      guard.stop();
-      await Promise.all([traces?.stop(2000), reports?.stop(2000)]);
-      await pgl.release();
-      await pool.end();
-    })();
-    return closing;
+  return {
+    server,
+    pgl: instance,
+    ballast,
+    logger,
+    async listen() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
+      });
+      const address = server.address();
+      return typeof address === 'object' && address ? address.port : config.port;
+    },
+    close(graceMs = config.shutdownGraceMs) {
+      closing ??= (async () => {
+        // Keep listening while admitted requests finish: new requests (new connections included) get 503.
+        if (config.shutdownGuard) await ballast.drain(graceMs);
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+        await instance.release();
+        await ballast.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** createServer, then listen. */
+export async function startApi(options: ServerOptions): Promise<Api> {
+  const s = await createServer(options);
+  const port = await s.listen().catch(async (e: unknown) => {
+    await s.close(0);
+    throw e;
+  });
+  return { server: s.server, port, logger: s.logger, close: s.close };
+}
+
+/**
+ * A process's main: options from your function (e.g. apiConfigFromEnv; a ConfigError is printed and the
+ * process exits 2), the server started (a failure: exit 1), SIGTERM and SIGINT shut it down cleanly (exit 0).
+ */
+export async function runApi(options: () => ServerOptions, name = 'api'): Promise<Api> {
+  let resolved: ServerOptions;
+  try {
+    resolved = options();
+  } catch (e) {
+    process.stderr.write(`${name}: ${(e as Error).message}\n`);
+    process.exit(e instanceof ConfigError ? 2 : 1);
   }
-  return { server, port, close };
+  const logger = resolved.logger ?? makeLogger(resolved.logLevel ?? 'info');
+  let api: Api;
+  try {
+    api = await startApi({ ...resolved, logger });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${name}: ${e.message}\n`);
+      process.exit(2);
+    }
+    logger.fatal({ err: e }, `${name} could not start`);
+    process.exit(1);
+  }
+  api.logger.info({ url: `http://${resolved.host ?? '127.0.0.1'}:${api.port}/graphql` }, 'api listening');
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      api.logger.info({ signal }, 'shutting down');
+      api.close().then(() => {
+        api.logger.info('shut down cleanly');
+        process.exit(0);
+      }, (e: Error) => {
+        api.logger.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      });
+    });
+  }
+  return api;
 }

@@ -5,7 +5,7 @@
 // short generic hint, so the rules' details are not handed to whoever probes them.
 //
 // Two halves, because grafserv's maskError is synchronous and explain_access needs the database:
-//   1. WhyDeniedPlugin's grafast `execute` middleware sees the result while the request's context (its
+//   1. whyDeniedPlugin's grafast `execute` middleware sees the result while the request's context (its
 //      pgSettings: role, claims, request id, and withPgClient) is at hand; for each 42501 error it builds
 //      the hint (one query, as the visitor, for admins) and remembers it for that error.
 //   2. maskError (grafserv.maskError) turns remembered errors into { message, extensions.hint } and
@@ -94,7 +94,7 @@ function parseClaims(text: string | undefined): Record<string, unknown> | null {
  * Without a session: a short generic sentence, without a database round trip. With one, the database
  * says whether it is an admin's (the role claim's name is its setting, and one query answers both).
  */
-export async function hintFor(denial: Denial, pgSettings: Record<string, string | undefined>, query: VisitorQuery, schemas: string[] = ['app_public']): Promise<Hint> {
+export async function hintFor(denial: Denial, pgSettings: Record<string, string | undefined>, query: VisitorQuery, schemas: string[]): Promise<Hint> {
   const claims = parseClaims(pgSettings['request.jwt.claims']);
   if (!claims) return { message: GENERIC_HINT_ANONYMOUS };
   if (!denial.table) return { message: GENERIC_HINT_MEMBER };
@@ -125,10 +125,13 @@ type VisitorContext = {
   withPgClient?: <T>(pgSettings: Record<string, string | undefined> | null, cb: (client: { query<R>(q: { text: string; values?: unknown[] }): Promise<{ rows: readonly R[] }> }) => Promise<T>) => Promise<T>;
 };
 
-/** grafast middleware: compute the hints of a result's 42501 errors while the request context is at hand. */
-export const WhyDeniedPlugin: GraphileConfig.Plugin = {
+/**
+ * grafast middleware: compute the hints of a result's 42501 errors while the request context is at hand.
+ * `schemas` are the exposed ones, searched in order for the denied table's name.
+ */
+export const whyDeniedPlugin = (schemas: string[]): GraphileConfig.Plugin => ({
   name: 'BallastWhyDeniedPlugin',
-  version: '0.1.0',
+  version: '0.2.0',
   description: 'Attaches a "why denied" hint to GraphQL errors caused by SQLSTATE 42501',
   grafast: {
     middleware: {
@@ -145,14 +148,14 @@ export const WhyDeniedPlugin: GraphileConfig.Plugin = {
           const pg = deniedPgError(error);
           if (!pg) continue;
           const denial = describeDenial(error, pg.message, { document: event.args.document, variableValues: event.args.variableValues as Record<string, unknown>, operationName: event.args.operationName });
-          const hint = await hintFor(denial, settings, query).catch((e: Error) => ({ message: GENERIC_HINT_MEMBER, failed: [`explain_access failed: ${e.message}`] }));
+          const hint = await hintFor(denial, settings, query, schemas).catch((e: Error) => ({ message: GENERIC_HINT_MEMBER, failed: [`explain_access failed: ${e.message}`] }));
           hints.set(error.originalError ?? error, hint);
         }
         return result;
       },
     },
   },
-};
+});
 
 /** grafserv maskError: 42501 errors keep PostgreSQL's message and carry their hint; the rest are masked as usual. */
 export function maskError(error: GraphQLError): GraphQLError {

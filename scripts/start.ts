@@ -1,5 +1,5 @@
-// npm start: cluster up → migrate → API + worker. Ctrl-C or SIGTERM stops the API and the worker,
-// then the cluster if this command started it; nothing is left running.
+// npm start: cluster up → migrate → the example's API (example/server.ts) + worker. Ctrl-C or SIGTERM
+// stops the API and the worker, then the cluster if this command started it; nothing is left running.
 import path from 'node:path';
 import { ROOT, dbConfig } from './lib/config.ts';
 import * as cluster from './lib/cluster.ts';
@@ -22,10 +22,12 @@ await migrate(cfg);
 
 // Development mode (committed JWT secret, /admin/dev-tokens, example data) only on the local cluster:
 // against a database ballast did not create, the API runs in production mode and nothing is seeded.
-const env = { ...process.env, GRAPHILE_ENV: process.env.GRAPHILE_ENV || (cfg.managed ? 'development' : 'production') };
+// The API connects as the authenticator of the database chosen here (AUTH_DATABASE_URL): the kit's
+// server knows nothing of this project's clusters.
+const env = { ...process.env, AUTH_DATABASE_URL: cfg.authUrl, GRAPHILE_ENV: process.env.GRAPHILE_ENV || (cfg.managed ? 'development' : 'production') };
 if (!cfg.managed) log('DATABASE_URL names a database ballast did not create: production mode, no example data, no dev tokens');
 if (env.GRAPHILE_ENV === 'development' && cfg.managed) {
-  // The example logins the admin page's development sign-in offers (sql/app_admin.sql); idempotent.
+  // The example logins the admin page's development sign-in offers (example/sql/app_admin.sql); idempotent.
   const owner = await connect(cfg.ownerUrl);
   try {
     const { rows } = await owner.query<{ user_name: string }>('select user_name from app_private.seed_example_data()');
@@ -35,9 +37,13 @@ if (env.GRAPHILE_ENV === 'development' && cfg.managed) {
   }
 }
 const node = process.execPath;
+// The example's processes import the package by its public names (ballast/postgraphile, ballast/worker);
+// the ballast-source condition resolves them to this checkout's TypeScript instead of dist/.
+const conditions = '--conditions=ballast-source';
 const children: Child[] = [
-  startChild('api', node, [path.join(ROOT, 'api', 'main.ts')], env),
-  startChild('worker', node, [path.join(ROOT, 'worker', 'main.ts')], env),
+  startChild('api', node, [conditions, path.join(ROOT, 'example', 'server.ts')], env),
+  // the worker LISTENs for jobs: a direct connection, as the example's owner (it installed the kit)
+  startChild('worker', node, [conditions, path.join(ROOT, 'example', 'worker.ts')], { ...env, WORKER_DATABASE_URL: cfg.ownerUrl }),
 ];
 
 let stopping = false;

@@ -1,4 +1,4 @@
--- The API server's SQL (capability: api): batched request tracing and its rollups, the report_error
+-- The API server's SQL (capability: api): batched request tracing and its rollups, the ballast_report_error
 -- job queueing, and the database gauges /metrics reads on scrape (rate limiting: sql/rate_limit.sql).
 -- The API connects as ballast_authenticator (NOINHERIT) and calls these SECURITY DEFINER functions
 -- directly, outside any visitor's transaction; the visitor roles get none of them.
@@ -37,11 +37,12 @@ revoke all on function ballast.record_performance_metrics(jsonb) from public;
 grant execute on function ballast.record_performance_metrics(jsonb) to ballast_authenticator;
 
 ---- enqueue_error_reports
----- Queues one graphile-worker report_error job per report (a JSON array of objects).
+---- Queues one graphile-worker ballast_report_error job per report (a JSON array of objects).
 create or replace function ballast.enqueue_error_reports(reports jsonb)
 returns int as $$
 declare
   n int;
+  s constant name := ballast.worker_schema();  -- ballast_worker, or the app's own runner's schema
 begin
   if reports is null or jsonb_typeof(reports) <> 'array' then
     raise exception using errcode = '22023',
@@ -54,14 +55,20 @@ begin
   if exists (select 1 from jsonb_array_elements(reports) r where jsonb_typeof(r) <> 'object') then
     raise exception using errcode = '22023', message = 'enqueue_error_reports: every report must be a JSON object';
   end if;
-  select count(*) into n from ballast_worker.add_jobs(array(
-    select row('report_error', r::json, null, null, 10, null, null, null)::ballast_worker.job_spec
-    from jsonb_array_elements(reports) r));
+  if to_regclass(format('%I.jobs', s)) is null then
+    raise exception using errcode = '55000',
+      message = format('enqueue_error_reports: no graphile-worker in schema %I (setting worker_schema)', s),
+      hint = 'Start the worker once (graphile-worker installs its schema), or select ballast.configure(''worker_schema'', ...) to name the schema your runner uses.';
+  end if;
+  execute format('select count(*)::int from %1$I.add_jobs(array(
+                    select row($2, r::json, null, null, 10, null, null, null)::%1$I.job_spec
+                    from jsonb_array_elements($1) r))', s)
+    into n using reports, 'ballast_report_error';
   return n;
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
 comment on function ballast.enqueue_error_reports(jsonb) is
-  E'Queue a report_error graphile-worker job per report (JSON objects, at most 1000 per call); the API calls it for 5xx responses.';
+  E'Queue a ballast_report_error graphile-worker job per report (JSON objects, at most 1000 per call) in the schema of setting worker_schema; the API calls it for 5xx responses.';
 revoke all on function ballast.enqueue_error_reports(jsonb) from public;
 grant execute on function ballast.enqueue_error_reports(jsonb) to ballast_authenticator;
 
@@ -83,7 +90,15 @@ where m.created_at >= now() - interval '2 days'
 group by 1, 2, 3, 4;
 comment on materialized view ballast.api_metrics_5m is
   E'API requests per 5 minutes, endpoint, method and GraphQL operation over the last 2 days: count, errors (5xx), client errors (4xx), p50/p95/p99 ms.';
-create unique index if not exists api_metrics_5m_key on ballast.api_metrics_5m (bucket_start, endpoint, method, operation_name);
+-- Not "create unique index if not exists": that locks the view SHARE before it looks, so a deploy would
+-- wait behind a running REFRESH ... CONCURRENTLY (sql/kit.sql: re-applying takes no lock when unchanged).
+do $$
+begin
+  if to_regclass('ballast.api_metrics_5m_key') is null then
+    create unique index api_metrics_5m_key on ballast.api_metrics_5m (bucket_start, endpoint, method, operation_name);
+  end if;
+end
+$$;
 
 create materialized view if not exists ballast.api_metrics_hourly as
 select date_trunc('hour', m.created_at) as bucket_start,
@@ -99,7 +114,13 @@ where m.created_at >= now() - interval '8 days'
 group by 1, 2, 3, 4;
 comment on materialized view ballast.api_metrics_hourly is
   E'API requests per hour, endpoint, method and GraphQL operation over the last 8 days: count, errors (5xx), client errors (4xx), p50/p95/p99 ms.';
-create unique index if not exists api_metrics_hourly_key on ballast.api_metrics_hourly (bucket_start, endpoint, method, operation_name);
+do $$
+begin
+  if to_regclass('ballast.api_metrics_hourly_key') is null then
+    create unique index api_metrics_hourly_key on ballast.api_metrics_hourly (bucket_start, endpoint, method, operation_name);
+  end if;
+end
+$$;
 
 -- The rollups follow the request log through the refresh queue: a minute after tracing writes stop, and
 -- at the latest 5 minutes (hourly: 1 hour) after the first unrefreshed write.
@@ -115,21 +136,25 @@ select ballast.register_matview('ballast.api_metrics_hourly', array['ballast.per
 -- (metrics__refresh_queue, metrics__cache_invalidation, metrics__idempotency, metrics__cleanup).
 
 ---- metrics__worker
----- graphile-worker's queue (pending, oldest pending age, dead jobs per task) and worker heartbeats.
+---- ballast's graphile-worker jobs (pending, oldest pending age, dead, running per task) and worker heartbeats.
 create or replace function ballast.metrics__worker()
 returns table (metric text, help text, labels jsonb, value double precision) as $$
+declare
+  s constant name := ballast.worker_schema();
 begin
-  if to_regclass('ballast_worker._private_jobs') is not null and to_regclass('ballast_worker._private_tasks') is not null then
-    return query
+  -- graphile-worker's public view, never its _private_ tables. Only ballast's tasks (ballast_*): the
+  -- schema may be the app's own runner's, whose other tasks are not ballast's to report.
+  if to_regclass(format('%I.jobs', s)) is not null then
+    return query execute format($q$
     with per_task as (
-      select t.identifier,
-             count(j.id) filter (where j.is_available and j.run_at <= now()) as pending,
-             extract(epoch from now() - min(j.run_at) filter (where j.is_available and j.run_at <= now())) as oldest,
-             count(j.id) filter (where j.attempts >= j.max_attempts) as dead,
-             count(j.id) filter (where j.locked_at is not null) as running
-      from ballast_worker._private_tasks t
-      left join ballast_worker._private_jobs j on j.task_id = t.id
-      group by t.identifier
+      select j.task_identifier as identifier,
+             count(*) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now()) as pending,
+             extract(epoch from now() - min(j.run_at) filter (where j.locked_at is null and j.attempts < j.max_attempts and j.run_at <= now())) as oldest,
+             count(*) filter (where j.attempts >= j.max_attempts) as dead,
+             count(*) filter (where j.locked_at is not null) as running
+      from %I.jobs j
+      where starts_with(j.task_identifier, 'ballast_')
+      group by j.task_identifier
     )
     select 'ballast_worker_jobs_pending', 'graphile-worker jobs due and not yet taken, by task', jsonb_build_object('task', identifier), pending::float8 from per_task
     union all
@@ -137,7 +162,8 @@ begin
     union all
     select 'ballast_worker_jobs_dead', 'graphile-worker jobs that used up their attempts (dead letters), by task', jsonb_build_object('task', identifier), dead::float8 from per_task
     union all
-    select 'ballast_worker_jobs_running', 'graphile-worker jobs locked by a worker, by task', jsonb_build_object('task', identifier), running::float8 from per_task;
+    select 'ballast_worker_jobs_running', 'graphile-worker jobs locked by a worker, by task', jsonb_build_object('task', identifier), running::float8 from per_task
+    $q$, s);
   end if;
   if to_regclass('ballast.worker_heartbeats') is not null then
     return query
@@ -148,7 +174,7 @@ begin
 end;
 $$ language plpgsql stable set search_path = pg_catalog, pg_temp;
 comment on function ballast.metrics__worker() is
-  E'Gauges for /metrics: graphile-worker queue depth, oldest pending age, dead jobs, running jobs per task; worker heartbeat age.';
+  E'Gauges for /metrics: queue depth, oldest pending age, dead jobs, running jobs per ballast task (ballast_*) with at least one job, in the graphile-worker schema of setting worker_schema; worker heartbeat age.';
 
 ---- metrics__api
 ---- The API's own tables: rate-limit buckets, newest traced request, rollup freshness.

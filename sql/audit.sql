@@ -94,6 +94,7 @@ declare
   org_col text;
   org_type regtype;
   key_kind text;
+  args text;
 begin
   if tbl is null then
     raise exception using errcode = '22004', message = 'enable_audit: tbl must not be null',
@@ -142,15 +143,18 @@ begin
   select case when cardinality(pk) = 1 and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) then 'int' else '' end
     into key_kind from pg_attribute a where a.attrelid = tbl and a.attname = pk[1];
 
-  perform ballast.disable_audit(tbl);
-  execute format('create trigger _900_audit_insert after insert on %s referencing new table as new_table for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
-                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
-  execute format('create trigger _900_audit_update after update on %s referencing old table as old_table new table as new_table for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
-                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
-  execute format('create trigger _900_audit_delete after delete on %s referencing old table as old_table for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
-                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
-  execute format('create trigger _900_audit_truncate after truncate on %s for each statement execute function ballast.tg__audit(%L, %L, %L, %L, %L, %L)',
-                 tbl, pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
+  -- ensure_trigger (sql/kit.sql): enabling a table again with the same settings (an app's re-applied
+  -- definitions do it on every deploy) keeps its triggers and takes no lock on it
+  args := format('%L, %L, %L, %L, %L, %L', pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
+  perform ballast.ensure_trigger(tbl, '_900_audit_insert', format(
+    'after insert on %s referencing new table as new_table for each statement execute function ballast.tg__audit(%s)', tbl, args));
+  perform ballast.ensure_trigger(tbl, '_900_audit_update', format(
+    'after update on %s referencing old table as old_table new table as new_table for each statement execute function ballast.tg__audit(%s)', tbl, args));
+  perform ballast.ensure_trigger(tbl, '_900_audit_delete', format(
+    'after delete on %s referencing old table as old_table for each statement execute function ballast.tg__audit(%s)', tbl, args));
+  perform ballast.ensure_trigger(tbl, '_900_audit_truncate', format(
+    'after truncate on %s for each statement execute function ballast.tg__audit(%s)', tbl, args));
+  delete from ballast.audited_tables a where a.table_name = rel.name;
   insert into ballast.audited_tables (table_name, pk_columns, exclude_columns, org_column)
   values (rel.name, pk, exclude_columns, org_col);
 end;
@@ -247,34 +251,32 @@ $$ language plpgsql volatile;
 comment on function ballast.tg_audit_log__check_retention() is
   E'Undoes a DELETE on ballast.audit_log that removed any row younger than the retention policy allows.';
 
-drop trigger if exists _100_append_only_update on ballast.audit_log;
-create trigger _100_append_only_update before update on ballast.audit_log
-  for each statement execute function ballast.tg_audit_log__append_only();
-drop trigger if exists _100_append_only_truncate on ballast.audit_log;
-create trigger _100_append_only_truncate before truncate on ballast.audit_log
-  for each statement execute function ballast.tg_audit_log__append_only();
-drop trigger if exists _100_append_only_delete on ballast.audit_log;
-create trigger _100_append_only_delete before delete on ballast.audit_log
-  for each statement execute function ballast.tg_audit_log__append_only();
-drop trigger if exists _900_retention_delete on ballast.audit_log;
-create trigger _900_retention_delete after delete on ballast.audit_log
-  referencing old table as old_table for each statement execute function ballast.tg_audit_log__check_retention();
+-- ensure_trigger (sql/kit.sql): audit_log is written by every audited statement; an unchanged trigger is left
+-- as it is, so a deploy takes no lock on it
+select ballast.ensure_trigger('ballast.audit_log', '_100_append_only_update',
+  'before update on ballast.audit_log for each statement execute function ballast.tg_audit_log__append_only()');
+select ballast.ensure_trigger('ballast.audit_log', '_100_append_only_truncate',
+  'before truncate on ballast.audit_log for each statement execute function ballast.tg_audit_log__append_only()');
+select ballast.ensure_trigger('ballast.audit_log', '_100_append_only_delete',
+  'before delete on ballast.audit_log for each statement execute function ballast.tg_audit_log__append_only()');
+select ballast.ensure_trigger('ballast.audit_log', '_900_retention_delete',
+  'after delete on ballast.audit_log referencing old table as old_table for each statement execute function ballast.tg_audit_log__check_retention()');
 
 -- Who reads the log: the owner everything; an org admin their organisation's rows (the application may
 -- tighten "admin" with a restrictive policy, as sql/app.sql does with its memberships); nobody else.
 select ballast.owner_only_policy('ballast.audit_log');
 select ballast.owner_only_policy('ballast.audited_tables');
-drop policy if exists audit_log_org_admin_read on ballast.audit_log;
-create policy audit_log_org_admin_read on ballast.audit_log for select to ballast_admin
-  using (org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin');
+select ballast.ensure_policy('ballast.audit_log', 'audit_log_org_admin_read', 'select', array['ballast_admin']::name[],
+  using_expr => $$org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin'$$);
 grant select on ballast.audit_log to ballast_member, ballast_admin;
 
 ---- admin_audit_log
 ---- What an organisation admin may read of the audit log: their organisation's rows (RLS decides).
-create or replace view ballast.admin_audit_log with (security_invoker = true) as
+select ballast.ensure_view('ballast.admin_audit_log', $view$
   select id, occurred_at, table_name, op, record_id, old_values, new_values, changed_columns,
          actor_id, actor_role, org_id, request_id
-    from ballast.audit_log;
+    from ballast.audit_log
+$view$, array['security_invoker=true']);
 comment on view ballast.admin_audit_log is
   E'The audit log as an organisation admin sees it: rows of their organisation only (RLS on ballast.audit_log); members see nothing.';
 grant select on ballast.admin_audit_log to ballast_member, ballast_admin;

@@ -486,12 +486,11 @@ $$ language plpgsql volatile;
 comment on function ballast.tg_cleanup_policies__schedule() is
   E'Trigger: keeps pg_cron jobs in sync with ballast.cleanup_policies after every insert, update or delete.';
 
-drop trigger if exists _100_validate on ballast.cleanup_policies;
-create trigger _100_validate before insert or update on ballast.cleanup_policies
-  for each row execute function ballast.tg_cleanup_policies__validate();
-drop trigger if exists _500_schedule on ballast.cleanup_policies;
-create trigger _500_schedule after insert or update or delete on ballast.cleanup_policies
-  for each statement execute function ballast.tg_cleanup_policies__schedule();
+-- ensure_trigger (sql/kit.sql): left alone when unchanged; events in pg_get_triggerdef's order
+select ballast.ensure_trigger('ballast.cleanup_policies', '_100_validate',
+  'before insert or update on ballast.cleanup_policies for each row execute function ballast.tg_cleanup_policies__validate()');
+select ballast.ensure_trigger('ballast.cleanup_policies', '_500_schedule',
+  'after insert or delete or update on ballast.cleanup_policies for each statement execute function ballast.tg_cleanup_policies__schedule()');
 
 ---- add_cleanup_policy
 ---- Creates or replaces the retention policy of a table (validated; its pg_cron job follows).
@@ -765,8 +764,8 @@ comment on function ballast.cleanup_schedules_behind(regclass, timestamptz) is
 
 ---- cleanup_status
 ---- One row per policy: its last run, rows past retention (estimate), schedules missed, next run.
-drop view if exists ballast.cleanup_status;
-create view ballast.cleanup_status as
+-- ensure_view (sql/kit.sql): replaced only when the query differs (dropped and created when a column goes)
+select ballast.ensure_view('ballast.cleanup_status', $view$
   select p.tbl as policy,
          coalesce(ballast.qualified_name(p.tbl), p.tbl::oid::text) as table_name,
          p.enabled, p.builtin, p.time_column, p.retain, p.batch_size, p.schedule, p.extra_condition,
@@ -781,7 +780,8 @@ create view ballast.cleanup_status as
          case when p.enabled and j.jobid is not null then ballast.cron_next(p.schedule, now()) end as next_run_at
   from ballast.cleanup_policies p
   left join lateral (select * from ballast.cleanup_runs r where r.policy = p.tbl order by r.started_at desc limit 1) r on true
-  left join lateral (select ballast.cleanup_job_id(p.tbl) as jobid) j on true;
+  left join lateral (select ballast.cleanup_job_id(p.tbl) as jobid) j on true
+$view$);
 comment on view ballast.cleanup_status is
   E'Per cleanup policy: last run (when, how it stopped, rows deleted, error), rows past retention (planner estimate), scheduled runs missed since it last caught up, pg_cron job and next scheduled run (UTC schedule).';
 

@@ -6,10 +6,15 @@
 --   (idempotency_extend(scope, key, lease) renews the lease of a holder that works longer than it)
 --
 -- The table (ballast.idempotency_keys) is in a committed migration. Who holds a key is recorded in
--- locked_by: the value of the setting ballast.idempotency_owner of the caller that got `started`. A caller
--- that does not set it gets a random one for its session on its first begin, so begin and complete on the
--- same connection need nothing more. A caller that moves between pooled connections (the API) sets it,
--- per request, in the transactions that call begin and complete/release.
+-- locked_by: the holder of the caller that got `started`, taken from the first of
+--   1. the argument `holder` (each function's last, default null): one value per request or job, e.g. a
+--      UUID, given to begin and again to complete/release/extend. The API does this.
+--   2. the setting ballast.idempotency_owner, set with set_config(..., true) in the same transaction.
+--   3. (begin only) a random value begin stores in that setting for the rest of the session, so begin and
+--      complete on one dedicated connection need nothing more.
+-- Behind a transaction pooler (PgBouncer, pool_mode = transaction) a session is a server connection other
+-- clients share: two callers relying on 3 can share one holder, and a stale one could then complete a key
+-- the other took over. Callers there use 1 or 2.
 -- Doing the work and idempotency_complete() in ONE transaction makes database effects exactly-once: if a
 -- stale owner (its lease expired and another caller took the key over) tries to complete, complete raises,
 -- and the stale owner's transaction, effects included, rolls back.
@@ -58,6 +63,52 @@ $$ language sql immutable;
 comment on function ballast.idempotency_key_ok(text, text) is
   E'True when scope is 1-1024 bytes and key is 1-255 printable ASCII characters; false otherwise (nulls included). idempotency_assert_key says what is wrong.';
 
+---- idempotency_holder_ok
+---- The rule for a holder argument (1-255 printable ASCII characters), inlined into the callers' IF like idempotency_key_ok.
+create or replace function ballast.idempotency_holder_ok(holder text)
+returns boolean as $$
+  select coalesce(length(holder) between 1 and 255 and holder !~ '[^\x20-\x7e]', false)
+$$ language sql immutable;
+comment on function ballast.idempotency_holder_ok(text) is
+  E'True when holder is 1-255 printable ASCII characters; false otherwise (nulls included). idempotency_assert_holder says what is wrong.';
+
+---- idempotency_assert_holder
+---- Raises 22023 naming the holder argument unless it is 1-255 printable ASCII characters.
+-- An empty string is refused rather than read as "no holder": it is what an unset variable usually becomes,
+-- and a caller that meant to name its holder must not silently fall back to a shared session one.
+create or replace function ballast.idempotency_assert_holder(holder text)
+returns void as $$
+declare
+  bad text := substring(holder from '[^\x20-\x7e]');
+  advice constant text := 'Give the same value, one per request or job (e.g. gen_random_uuid()::text), to idempotency_begin and to '
+    'idempotency_complete/_release/_extend; or leave holder out and set ballast.idempotency_owner with set_config(..., true) in the same transaction.';
+begin
+  if holder is null or length(holder) not between 1 and 255 then
+    raise exception using errcode = '22023',
+      message = format('idempotency holder must be 1 to 255 printable ASCII characters, got %s',
+                       case when holder is null then 'null' when holder = '' then 'an empty string'
+                            else format('%s characters (%L...)', length(holder), left(holder, 40)) end),
+      hint = advice;
+  end if;
+  if bad is not null then
+    raise exception using errcode = '22023',
+      message = format('idempotency holder must be printable ASCII (0x20 to 0x7E), got U+%s at position %s of %L',
+                       upper(lpad(to_hex(ascii(bad)), 4, '0')), strpos(holder, bad), left(holder, 60)),
+      hint = advice;
+  end if;
+end;
+$$ language plpgsql immutable;
+comment on function ballast.idempotency_assert_holder(text) is
+  E'Raise 22023 unless holder is 1-255 printable ASCII characters (the idempotency functions check their holder argument with it).';
+
+-- Earlier versions had the functions below without the holder argument (and not_held without holder). A
+-- call written for those signatures resolves to the new ones unchanged (holder defaults to null): drop them.
+drop function if exists ballast.idempotency_begin(text, text, text, interval, interval);
+drop function if exists ballast.idempotency_not_held(text, text, text);
+drop function if exists ballast.idempotency_complete(text, text, int, text);
+drop function if exists ballast.idempotency_release(text, text);
+drop function if exists ballast.idempotency_extend(text, text, interval);
+
 ---- idempotency_begin
 ---- Claims a key (started), or says what the caller gets instead: replay, in_progress or mismatch.
 -- Every function below looks a key up by (scope, key) and runs with enable_seqscan = off. PL/pgSQL keeps
@@ -67,7 +118,7 @@ comment on function ballast.idempotency_key_ok(text, text) is
 -- ~3,000 in bench idempotency run on an emptied table, every call scanning the whole heap.
 create or replace function ballast.idempotency_begin(
   scope text, key text, request_hash text,
-  ttl interval default '24 hours', lease interval default '30 seconds')
+  ttl interval default '24 hours', lease interval default '30 seconds', holder text default null)
 returns table (outcome text, status_code int, response_body text, retry_after_seconds int) as $$
 declare
   t timestamptz := clock_timestamp(); -- not now(): a caller may be deep in a long transaction
@@ -88,7 +139,10 @@ begin
                        coalesce(ttl::text, 'null'), coalesce(lease::text, 'null')),
       hint = 'Defaults: ttl 24 hours, lease 30 seconds. The lease must outlast the slowest request.';
   end if;
-  me := coalesce(nullif(current_setting('ballast.idempotency_owner', true), ''),
+  if holder is not null and not ballast.idempotency_holder_ok(holder) then
+    perform ballast.idempotency_assert_holder(holder);
+  end if;
+  me := coalesce(holder, nullif(current_setting('ballast.idempotency_owner', true), ''),
                  set_config('ballast.idempotency_owner', gen_random_uuid()::text, false));
 
   -- Each pass either answers or lost a race to a concurrent caller whose change it then reads.
@@ -161,15 +215,16 @@ begin
     hint = 'Retry the call.';
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
-comment on function ballast.idempotency_begin(text, text, text, interval, interval) is
+comment on function ballast.idempotency_begin(text, text, text, interval, interval, text) is
   E'Claim an idempotency key. outcome: started (you hold it for `lease`: do the work, then idempotency_complete or idempotency_release), '
   'replay (the stored status_code and response_body), in_progress (another caller holds a live lease; retry after retry_after_seconds), '
   'mismatch (the key was used with a different request_hash). An expired key (older than ttl) counts as absent. '
-  'The holder is identified by the setting ballast.idempotency_owner (set to a random value for the session when empty).';
+  'The holder is the argument holder, else the setting ballast.idempotency_owner, else a random value begin stores in that setting for the session '
+  '(behind a transaction pooler, pass holder or set the setting in the transaction: a pooled session is shared).';
 
 ---- idempotency_not_held
 ---- Raises 55000 explaining why the caller does not hold the key (absent, completed, or someone else's).
-create or replace function ballast.idempotency_not_held(scope text, key text, action text)
+create or replace function ballast.idempotency_not_held(scope text, key text, action text, holder text)
 returns void as $$
 declare
   r ballast.idempotency_keys;
@@ -180,21 +235,28 @@ begin
     message = format('cannot %s idempotency key %L in scope %L: %s', action, key, scope,
       case when r.key is null then 'it does not exist (never begun, released, or expired and removed)'
            when r.status = 'completed' then 'it is already completed'
+           when holder is null then 'this caller named no holder (no holder argument, and the setting ballast.idempotency_owner is empty)'
            else 'another caller holds it (if this caller held it once, its lease expired and the key was taken over)' end),
-    hint = 'Only the caller that got outcome started may complete or release, with the same ballast.idempotency_owner setting '
-           '(the same session, or the same value set in this transaction). Roll back the work this caller did for the key.';
+    hint = 'Only the caller that got outcome started may complete, release or extend, with the same holder: the holder argument '
+           'it gave idempotency_begin, or the same ballast.idempotency_owner setting (the same session, or the same value set in '
+           'this transaction). Roll back the work this caller did for the key.';
 end;
 $$ language plpgsql stable;
-comment on function ballast.idempotency_not_held(text, text, text) is
-  E'Raise 55000 saying why the caller does not hold an idempotency key (used by idempotency_complete and idempotency_release).';
+comment on function ballast.idempotency_not_held(text, text, text, text) is
+  E'Raise 55000 saying why the caller (holder, null when it named none) does not hold an idempotency key (used by idempotency_complete, _release and _extend).';
 
 ---- idempotency_complete
 ---- Stores the result for a key the caller holds; retries then get it back (replay).
-create or replace function ballast.idempotency_complete(scope text, key text, status_code int, response_body text)
+create or replace function ballast.idempotency_complete(scope text, key text, status_code int, response_body text, holder text default null)
 returns void as $$
+declare
+  me text := coalesce(holder, nullif(current_setting('ballast.idempotency_owner', true), ''));
 begin
   if not ballast.idempotency_key_ok(scope, key) then
     perform ballast.idempotency_assert_key(idempotency_complete.scope, idempotency_complete.key);
+  end if;
+  if holder is not null and not ballast.idempotency_holder_ok(holder) then
+    perform ballast.idempotency_assert_holder(holder);
   end if;
   if status_code is null or status_code not between 100 and 599 then
     raise exception using errcode = '22023',
@@ -205,44 +267,55 @@ begin
   set status = 'completed', status_code = idempotency_complete.status_code,
       response_body = idempotency_complete.response_body, locked_until = null, locked_by = null
   where k.scope = idempotency_complete.scope and k.key = idempotency_complete.key and k.status = 'in_progress'
-    and k.locked_by = nullif(current_setting('ballast.idempotency_owner', true), '');
+    and k.locked_by = me;
   if not found then
-    perform ballast.idempotency_not_held(scope, key, 'complete');
+    perform ballast.idempotency_not_held(scope, key, 'complete', me);
   end if;
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
-comment on function ballast.idempotency_complete(text, text, int, text) is
+comment on function ballast.idempotency_complete(text, text, int, text, text) is
   E'Store the result (HTTP status_code 100-599 and response_body) of a key this caller holds. Raises 55000 when the caller '
-  'does not hold it (lease taken over, released, completed): call it in the transaction that did the work, so that work rolls back too.';
+  'does not hold it (lease taken over, released, completed): call it in the transaction that did the work, so that work rolls back too. '
+  'holder: the one given to idempotency_begin (default: the setting ballast.idempotency_owner).';
 
 ---- idempotency_release
 ---- Gives up a key the caller holds, without a result: the next caller starts afresh.
-create or replace function ballast.idempotency_release(scope text, key text)
+create or replace function ballast.idempotency_release(scope text, key text, holder text default null)
 returns void as $$
+declare
+  me text := coalesce(holder, nullif(current_setting('ballast.idempotency_owner', true), ''));
 begin
   if not ballast.idempotency_key_ok(scope, key) then
     perform ballast.idempotency_assert_key(idempotency_release.scope, idempotency_release.key);
   end if;
+  if holder is not null and not ballast.idempotency_holder_ok(holder) then
+    perform ballast.idempotency_assert_holder(holder);
+  end if;
   delete from ballast.idempotency_keys k
   where k.scope = idempotency_release.scope and k.key = idempotency_release.key and k.status = 'in_progress'
-    and k.locked_by = nullif(current_setting('ballast.idempotency_owner', true), '');
+    and k.locked_by = me;
   if not found then
-    perform ballast.idempotency_not_held(scope, key, 'release');
+    perform ballast.idempotency_not_held(scope, key, 'release', me);
   end if;
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
-comment on function ballast.idempotency_release(text, text) is
-  E'Give up a key this caller holds without storing a result (e.g. after a 5xx), so a retry runs again. Raises 55000 when the caller does not hold it.';
+comment on function ballast.idempotency_release(text, text, text) is
+  E'Give up a key this caller holds without storing a result (e.g. after a 5xx), so a retry runs again. Raises 55000 when the caller does not hold it. '
+  'holder: the one given to idempotency_begin (default: the setting ballast.idempotency_owner).';
 
 ---- idempotency_extend
 ---- Renews the lease on a key the caller holds, so a slow request that is still alive keeps its key.
-create or replace function ballast.idempotency_extend(scope text, key text, lease interval default '30 seconds')
+create or replace function ballast.idempotency_extend(scope text, key text, lease interval default '30 seconds', holder text default null)
 returns timestamptz as $$
 declare
+  me text := coalesce(holder, nullif(current_setting('ballast.idempotency_owner', true), ''));
   new_end timestamptz;
 begin
   if not ballast.idempotency_key_ok(scope, key) then
     perform ballast.idempotency_assert_key(idempotency_extend.scope, idempotency_extend.key);
+  end if;
+  if holder is not null and not ballast.idempotency_holder_ok(holder) then
+    perform ballast.idempotency_assert_holder(holder);
   end if;
   if lease is null or lease <= interval '0' then
     raise exception using errcode = '22023',
@@ -251,30 +324,33 @@ begin
   end if;
   update ballast.idempotency_keys k set locked_until = greatest(k.locked_until, clock_timestamp() + lease)
   where k.scope = idempotency_extend.scope and k.key = idempotency_extend.key and k.status = 'in_progress'
-    and k.locked_by = nullif(current_setting('ballast.idempotency_owner', true), '')
+    and k.locked_by = me
   returning k.locked_until into new_end;
   if not found then
-    perform ballast.idempotency_not_held(scope, key, 'extend');
+    perform ballast.idempotency_not_held(scope, key, 'extend', me);
   end if;
   return new_end;
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
-comment on function ballast.idempotency_extend(text, text, interval) is
+comment on function ballast.idempotency_extend(text, text, interval, text) is
   E'Renew the lease on a key this caller holds (locked_until = now + lease, never earlier than it was) and return the new end. '
-  'A holder that works longer than its lease calls it periodically, so only a crashed holder loses its key. Raises 55000 when the caller does not hold it.';
+  'A holder that works longer than its lease calls it periodically, so only a crashed holder loses its key. Raises 55000 when the caller does not hold it. '
+  'holder: the one given to idempotency_begin (default: the setting ballast.idempotency_owner).';
 
 revoke all on function ballast.idempotency_assert_key(text, text) from public;
 revoke all on function ballast.idempotency_key_ok(text, text) from public;
-revoke all on function ballast.idempotency_not_held(text, text, text) from public;
-revoke all on function ballast.idempotency_begin(text, text, text, interval, interval) from public;
-revoke all on function ballast.idempotency_complete(text, text, int, text) from public;
-revoke all on function ballast.idempotency_release(text, text) from public;
-revoke all on function ballast.idempotency_extend(text, text, interval) from public;
+revoke all on function ballast.idempotency_holder_ok(text) from public;
+revoke all on function ballast.idempotency_assert_holder(text) from public;
+revoke all on function ballast.idempotency_not_held(text, text, text, text) from public;
+revoke all on function ballast.idempotency_begin(text, text, text, interval, interval, text) from public;
+revoke all on function ballast.idempotency_complete(text, text, int, text, text) from public;
+revoke all on function ballast.idempotency_release(text, text, text) from public;
+revoke all on function ballast.idempotency_extend(text, text, interval, text) from public;
 -- The API's login role calls them directly (api/middleware/idempotency.ts), outside any visitor role.
-grant execute on function ballast.idempotency_begin(text, text, text, interval, interval) to ballast_authenticator;
-grant execute on function ballast.idempotency_complete(text, text, int, text) to ballast_authenticator;
-grant execute on function ballast.idempotency_release(text, text) to ballast_authenticator;
-grant execute on function ballast.idempotency_extend(text, text, interval) to ballast_authenticator;
+grant execute on function ballast.idempotency_begin(text, text, text, interval, interval, text) to ballast_authenticator;
+grant execute on function ballast.idempotency_complete(text, text, int, text, text) to ballast_authenticator;
+grant execute on function ballast.idempotency_release(text, text, text) to ballast_authenticator;
+grant execute on function ballast.idempotency_extend(text, text, interval, text) to ballast_authenticator;
 
 select ballast.owner_only_policy('ballast.idempotency_keys');
 

@@ -1,7 +1,7 @@
 -- Cache invalidation (capability: invalidation): semantic cache tags ('fund:42', 'funds') flow
 --   write → statement-level trigger → ballast.cache_invalidation_inbox (append only)
 --         → drain_cache_invalidation_queue(): merge into ballast.cache_invalidation_queue (deduplicated)
---           and claim a batch with a lease → worker task deliver_cache_invalidations → sinks (HTTP purge,
+--           and claim a batch with a lease → worker task ballast_deliver_cache_invalidations → sinks (HTTP purge,
 --           Redis tag sets, log) → ack, or backoff and finally ballast.cache_invalidation_dead_letters.
 -- Tables: migrations (inbox, queue, dead letters, triggers registry). docs/ARCHITECTURE.md has the long form.
 --
@@ -29,9 +29,8 @@ select ballast.owner_only_policy('ballast.cache_invalidation_inbox');
 -- from inside a trigger: a session cannot queue purges of its choosing with a plain INSERT. Tags are
 -- checked (1..512 characters) where the merge reads them.
 grant insert on ballast.cache_invalidation_inbox to public;
-drop policy if exists append_from_triggers on ballast.cache_invalidation_inbox;
-create policy append_from_triggers on ballast.cache_invalidation_inbox for insert to public
-  with check (pg_trigger_depth() > 0);
+select ballast.ensure_policy('ballast.cache_invalidation_inbox', 'append_from_triggers', 'insert', array['public']::name[],
+  check_expr => 'pg_trigger_depth() > 0');
 select ballast.owner_only_policy('ballast.cache_invalidation_queue');
 select ballast.owner_only_policy('ballast.cache_invalidation_dead_letters');
 select ballast.owner_only_policy('ballast.cache_invalidation_triggers');
@@ -40,20 +39,31 @@ select ballast.owner_only_policy('ballast.cache_invalidation_triggers');
 ---- Queues the delivery job unless one is already waiting to run (checked without taking a lock).
 create or replace function ballast.wake_cache_invalidation_worker()
 returns boolean as $$
+declare
+  -- The job key ballast/worker's crontab and run() use too (worker/tasks/deliver_cache_invalidations.ts).
+  job_key constant text := 'ballast:deliver_cache_invalidations';
+  s constant name := ballast.worker_schema();  -- ballast_worker, or the app's own runner's schema
+  waiting boolean;
 begin
-  -- A locked job is running; graphile-worker gives the key of a locked job to the new one.
-  if exists (select 1 from ballast_worker.jobs j
-             where j.key = 'ballast:deliver_cache_invalidations' and j.locked_at is null
-               and j.attempts < j.max_attempts and j.run_at <= now() + interval '1 second') then
+  if to_regclass(format('%I.jobs', s)) is null then
+    -- No worker has installed graphile-worker there yet: the queue keeps the tags for the first one.
+    raise notice 'ballast: no graphile-worker in schema % (setting worker_schema) yet: no delivery job queued', s;
     return false;
   end if;
-  perform ballast_worker.add_job('deliver_cache_invalidations', '{}'::json,
-    job_key => 'ballast:deliver_cache_invalidations', job_key_mode => 'preserve_run_at');
+  -- A locked job is running; graphile-worker gives the key of a locked job to the new one.
+  execute format('select exists (select 1 from %I.jobs j where j.key = $1 and j.locked_at is null
+                    and j.attempts < j.max_attempts and j.run_at <= now() + interval ''1 second'')', s)
+    into waiting using job_key;
+  if waiting then
+    return false;
+  end if;
+  execute format('select %I.add_job($1, ''{}''::json, job_key => $2, job_key_mode => ''preserve_run_at'')', s)
+    using 'ballast_deliver_cache_invalidations', job_key;
   return true;
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
 comment on function ballast.wake_cache_invalidation_worker() is
-  E'Queue the deliver_cache_invalidations worker job now unless one is already waiting; true when it queued one. The worker also polls, so this only shortens the wait after a restart or a requeue.';
+  E'Queue the ballast_deliver_cache_invalidations worker job (in the schema of setting worker_schema) now unless one is already waiting; true when it queued one. The worker also polls, so this only shortens the wait after a restart or a requeue.';
 
 ---- check_cache_tag
 ---- Raises 22004/22023 unless the tag is 1..512 characters.
@@ -340,14 +350,16 @@ $fn$ language plpgsql volatile$f$,
   execute format('alter function ballast.%I() owner to %I', v_fn, v_owner);
   execute format('revoke all on function ballast.%I() from public', v_fn);
 
-  execute format('drop trigger if exists _500_invalidate_cache_insert on %s', tbl);
-  execute format('drop trigger if exists _500_invalidate_cache_update on %s', tbl);
-  execute format('drop trigger if exists _500_invalidate_cache_delete on %s', tbl);
-  execute format('drop trigger if exists _500_invalidate_cache_truncate on %s', tbl);
-  execute format('create trigger _500_invalidate_cache_insert after insert on %s referencing new table as ballast_new for each statement execute function ballast.%I()', tbl, v_fn);
-  execute format('create trigger _500_invalidate_cache_update after update on %s referencing old table as ballast_old new table as ballast_new for each statement execute function ballast.%I()', tbl, v_fn);
-  execute format('create trigger _500_invalidate_cache_delete after delete on %s referencing old table as ballast_old for each statement execute function ballast.%I()', tbl, v_fn);
-  execute format('create trigger _500_invalidate_cache_truncate after truncate on %s for each statement execute function ballast.%I()', tbl, v_fn);
+  -- ensure_trigger (sql/kit.sql): the same registration again (an app's re-applied definitions do it on
+  -- every deploy) keeps the triggers and takes no lock on the table
+  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_insert', format(
+    'after insert on %s referencing new table as ballast_new for each statement execute function ballast.%I()', tbl, v_fn));
+  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_update', format(
+    'after update on %s referencing old table as ballast_old new table as ballast_new for each statement execute function ballast.%I()', tbl, v_fn));
+  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_delete', format(
+    'after delete on %s referencing old table as ballast_old for each statement execute function ballast.%I()', tbl, v_fn));
+  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_truncate', format(
+    'after truncate on %s for each statement execute function ballast.%I()', tbl, v_fn));
   if v_old_fn is not null and v_old_fn <> v_fn then
     execute format('drop function if exists ballast.%I()', v_old_fn);
   end if;
@@ -556,7 +568,7 @@ comment on function ballast.requeue_cache_invalidation_dead_letters(bigint[]) is
 drop function if exists ballast.cleanup_cache_invalidations(interval);
 
 -- Monitoring: one row.
-create or replace view ballast.cache_invalidation_stats as
+select ballast.ensure_view('ballast.cache_invalidation_stats', $view$
   select count(*) filter (where q.leased_until is null or q.leased_until < now()) as pending,
          count(*) filter (where q.next_attempt_at <= now()) as due,
          count(*) filter (where q.leased_until >= now()) as leased,
@@ -567,7 +579,8 @@ create or replace view ballast.cache_invalidation_stats as
          (select count(*) from ballast.cache_invalidation_queue d
            where d.processed_at > now() - interval '1 hour') as delivered_last_hour
   from ballast.cache_invalidation_queue q
-  where q.processed_at is null;
+  where q.processed_at is null
+$view$);
 comment on view ballast.cache_invalidation_stats is
   E'Cache invalidation at a glance: pending queue rows (not leased), due now, leased by a worker, retried (failed at least once), dead letters, inbox rows not yet merged, age of the oldest pending tag, delivered in the last hour.';
 

@@ -2,23 +2,271 @@
 -- ballast tables have RLS enabled and forced; only the owner (the kit's SECURITY DEFINER functions and
 -- the pg_cron jobs it schedules) reads and writes them directly, API roles go through functions.
 
+-- Applying sql/ must not hurt the app it serves: re-applying a file whose objects did not change takes
+-- no lock a reader or writer would queue behind. ALTER TABLE ... ROW LEVEL SECURITY, DROP/CREATE POLICY,
+-- CREATE TRIGGER and CREATE OR REPLACE VIEW all lock their table (ACCESS EXCLUSIVE, or SHARE ROW
+-- EXCLUSIVE for a trigger) even when they would change nothing, so the files declare these objects
+-- through the ensure_* helpers below, which compare with the catalog first and only replace what differs.
+-- The installer runs with a short lock_timeout and retries (src/migrate.ts): a changed object on a busy
+-- table waits at most that long, and so do the writers queued behind it.
+
+---- sql_text_key
+---- A definition as the ensure_* helpers compare it: lower case and single spaces outside quotes.
+create or replace function ballast.sql_text_key(sql text)
+returns text as $$
+  select coalesce(string_agg(
+           case when x.m[1] ~ '^[''"]' and length(x.m[1]) > 1 then x.m[1]  -- a quoted literal or identifier: as is
+                else lower(regexp_replace(regexp_replace(x.m[1], '\s+', ' ', 'g'), ' ?([(),]) ?', '\1', 'g')) end,
+           '' order by x.n), '')
+  from regexp_matches(regexp_replace(btrim(sql), '\s*;\s*$', ''), '(''(?:[^'']|'''')*''|"(?:[^"]|"")*"|[^''"]+|[''"])', 'g')
+       with ordinality as x(m, n)
+$$ language sql immutable strict;
+comment on function ballast.sql_text_key(text) is
+  E'A SQL fragment normalised for comparison: lower case, whitespace collapsed and none around parentheses and commas, a trailing semicolon dropped; quoted literals and identifiers kept as written. Used by ensure_trigger and ensure_policy.';
+
+---- ensure_policy
+---- Creates a row level security policy, or replaces it when its definition differs; unchanged, nothing.
+-- An expression is compared as PostgreSQL prints it: parsed on a temporary copy of the table's columns,
+-- because a candidate policy on the table itself would take the ACCESS EXCLUSIVE lock this avoids.
+create or replace function ballast.ensure_policy(
+  tbl regclass, policy_name name, command text default 'all', roles name[] default array['public']::name[],
+  using_expr text default null, check_expr text default null, permissive boolean default true)
+returns boolean as $$
+declare
+  rel record;
+  cmd "char";
+  role_oids oid[];
+  unknown name[];
+  cur record;
+  want_qual text;
+  want_check text;
+  stmt text;
+  present boolean;
+  same boolean := false;
+begin
+  if tbl is null then
+    raise exception using errcode = '22004', message = 'ensure_policy: tbl must not be null';
+  end if;
+  select c.relkind, c.relname, c.oid::regclass::text as name into rel from pg_class c where c.oid = tbl;
+  if rel.relkind not in ('r', 'p') then
+    raise exception using errcode = '42809',
+      message = format('ensure_policy: %s is not a table (relkind %s); policies belong to tables', rel.name, rel.relkind);
+  end if;
+  if policy_name is null or policy_name = '' then
+    raise exception using errcode = '22023', message = format('ensure_policy: policy_name must be a name, got %L (on %s)', policy_name, rel.name);
+  end if;
+  cmd := case lower(command) when 'all' then '*' when 'select' then 'r' when 'insert' then 'a' when 'update' then 'w' when 'delete' then 'd' end;
+  if cmd is null then
+    raise exception using errcode = '22023',
+      message = format('ensure_policy: command must be all, select, insert, update or delete, got %L (policy %I on %s)', command, policy_name, rel.name);
+  end if;
+  if roles is null or cardinality(roles) = 0 or array_position(roles, null) is not null then
+    raise exception using errcode = '22023',
+      message = format('ensure_policy: roles must name at least one role (public for everyone), got %L (policy %I on %s)', roles, policy_name, rel.name);
+  end if;
+  select array_agg(r order by r) into unknown from unnest(roles) r
+   where lower(r) <> 'public' and not exists (select from pg_roles a where a.rolname = r);
+  if unknown is not null then
+    raise exception using errcode = '42704',
+      message = format('ensure_policy: role %s does not exist (policy %I on %s)', array_to_string(unknown, ', '), policy_name, rel.name);
+  end if;
+  if nullif(btrim(using_expr), '') is null and nullif(btrim(check_expr), '') is null then
+    raise exception using errcode = '22023',
+      message = format('ensure_policy: policy %I on %s needs using_expr, check_expr or both, got neither', policy_name, rel.name);
+  end if;
+  if cmd = 'a' and using_expr is not null then
+    raise exception using errcode = '22023',
+      message = format('ensure_policy: an insert policy takes only check_expr, got using_expr %L (policy %I on %s)', using_expr, policy_name, rel.name);
+  end if;
+  if cmd in ('r', 'd') and check_expr is not null then
+    raise exception using errcode = '22023',
+      message = format('ensure_policy: a %s policy takes only using_expr, got check_expr %L (policy %I on %s)', lower(command), check_expr, policy_name, rel.name);
+  end if;
+  role_oids := array(select distinct case when lower(r) = 'public' then 0::oid else (select a.oid from pg_roles a where a.rolname = r) end
+                       from unnest(roles) r order by 1);
+  -- %%s: the table, filled in below (the real one, or the temporary copy)
+  stmt := format('create policy %I on %%s as %s for %s to %s%s%s', policy_name,
+                 case when permissive then 'permissive' else 'restrictive' end, lower(command),
+                 (select string_agg(case when lower(r) = 'public' then 'public' else quote_ident(r) end, ', ') from unnest(roles) r),
+                 case when using_expr is not null then format(' using (%s)', using_expr) else '' end,
+                 case when check_expr is not null then format(' with check (%s)', check_expr) else '' end);
+
+  select p.polcmd, p.polpermissive, array(select distinct u from unnest(p.polroles) u order by 1) as roles,
+         pg_get_expr(p.polqual, p.polrelid) as qual, pg_get_expr(p.polwithcheck, p.polrelid) as with_check
+    into cur from pg_policy p where p.polrelid = tbl and p.polname = policy_name;
+  present := found;
+  if present and cur.polcmd = cmd and cur.polpermissive = permissive and cur.roles = role_oids
+     and (cur.qual is null) = (using_expr is null) and (cur.with_check is null) = (check_expr is null) then
+    if coalesce(ballast.sql_text_key(cur.qual) = ballast.sql_text_key(using_expr), cur.qual is null)
+       and coalesce(ballast.sql_text_key(cur.with_check) = ballast.sql_text_key(check_expr), cur.with_check is null) then
+      same := true;  -- written as PostgreSQL prints it (e.g. true): nothing to parse
+    else
+      begin
+        execute format('create temporary table %I (like %s)', rel.relname, tbl);
+        execute format(stmt, format('pg_temp.%I', rel.relname));
+        select pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) into want_qual, want_check
+          from pg_policy p where p.polrelid = format('pg_temp.%I', rel.relname)::regclass and p.polname = policy_name;
+        execute format('drop table pg_temp.%I', rel.relname);
+        same := want_qual is not distinct from cur.qual and want_check is not distinct from cur.with_check;
+      exception when insufficient_privilege or duplicate_table then
+        same := false;  -- no TEMP privilege, or a temporary table of that name: replace (right, but it locks)
+      end;
+    end if;
+  end if;
+  if same then
+    return false;
+  end if;
+  if present then
+    execute format('drop policy %I on %s', policy_name, tbl);
+  end if;
+  execute format(stmt, tbl);
+  return true;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.ensure_policy(regclass, name, text, name[], text, text, boolean) is
+  E'Create the policy policy_name on tbl, or drop and re-create it when its command, roles, permissive/restrictive or expressions differ from the ones given; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the policy. 22004 for a null table, 42809 for one that is not a table, 42704 for an unknown role, 22023 for a bad name, command, roles or expression combination.';
+
+---- ensure_trigger
+---- Creates a trigger, or replaces it when pg_get_triggerdef differs from the definition; unchanged, nothing.
+-- definition is what follows "create trigger <name>", written as pg_get_triggerdef(oid, true) prints it
+-- (events in the order insert, delete, update, truncate; arguments as 'literals'). Another spelling is
+-- still right, only re-created (and the table locked) on every apply: test/deploy_safety.test.ts fails then.
+create or replace function ballast.ensure_trigger(tbl regclass, trigger_name name, definition text)
+returns boolean as $$
+declare
+  rel_name text;
+  cur record;
+begin
+  if tbl is null then
+    raise exception using errcode = '22004', message = 'ensure_trigger: tbl must not be null';
+  end if;
+  rel_name := tbl::text;
+  if trigger_name is null or trigger_name = '' then
+    raise exception using errcode = '22023', message = format('ensure_trigger: trigger_name must be a name, got %L (on %s)', trigger_name, rel_name);
+  end if;
+  if definition is null or btrim(definition) = '' then
+    raise exception using errcode = '22023',
+      message = format('ensure_trigger: the definition of trigger %I on %s must be the text after "create trigger %I", got %L',
+                       trigger_name, rel_name, trigger_name, definition);
+  end if;
+  select t.oid, t.tgenabled, pg_get_triggerdef(t.oid, true) as def into cur
+    from pg_trigger t where t.tgrelid = tbl and t.tgname = trigger_name and not t.tgisinternal;
+  if found and cur.tgenabled = 'O'
+     and ballast.sql_text_key(cur.def) = ballast.sql_text_key(format('create trigger %I %s', trigger_name, definition)) then
+    return false;
+  end if;
+  if found then
+    execute format('drop trigger %I on %s', trigger_name, tbl);
+  end if;
+  execute format('create trigger %I %s', trigger_name, definition);
+  if not exists (select from pg_trigger t where t.tgrelid = tbl and t.tgname = trigger_name) then
+    raise exception using errcode = '22023',
+      message = format('ensure_trigger: definition %L creates trigger %I on another table than %s', definition, trigger_name, rel_name);
+  end if;
+  return true;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.ensure_trigger(regclass, name, text) is
+  E'Create the trigger trigger_name on tbl from definition (the text after "create trigger <name>"), or drop and re-create it when pg_get_triggerdef differs or the trigger is disabled; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the trigger. 22004 for a null table, 22023 for a missing name or definition, or a definition naming another table.';
+
+---- ensure_view
+---- Creates a view, or replaces it when its query, columns or options differ; unchanged, nothing.
+-- The query is compared as PostgreSQL prints it, parsed into a temporary view. CREATE OR REPLACE VIEW
+-- keeps grants, comment and dependent views; when it cannot (a column dropped, renamed or retyped) the
+-- view is dropped and created, which fails, naming them, while other objects depend on it.
+create or replace function ballast.ensure_view(view_name text, definition text, options text[] default '{}')
+returns boolean as $$
+declare
+  parts text[];
+  existing regclass;
+  kind "char";
+  with_clause text;
+  same boolean := false;
+begin
+  begin
+    parts := parse_ident(view_name);
+  exception when invalid_parameter_value then
+    parts := null;
+  end;
+  if view_name is null or coalesce(cardinality(parts), 0) <> 2 then
+    raise exception using errcode = '22023',
+      message = format('ensure_view: view_name must be schema-qualified (schema.view), got %L', view_name);
+  end if;
+  if definition is null or btrim(definition) = '' then
+    raise exception using errcode = '22023', message = format('ensure_view: the definition of %s must be a query, got %L', view_name, definition);
+  end if;
+  if options is null or exists (select from unnest(options) o where o is null or o !~ '^[a-z_]+=[a-z0-9_]+$') then
+    raise exception using errcode = '22023',
+      message = format('ensure_view: options must be name=value reloptions such as security_invoker=true, got %L (view %s)', options, view_name);
+  end if;
+  with_clause := case when cardinality(options) > 0 then format(' with (%s)', array_to_string(options, ', ')) else '' end;
+  existing := to_regclass(format('%I.%I', parts[1], parts[2]));
+  if existing is not null then
+    select c.relkind into kind from pg_class c where c.oid = existing;
+    if kind <> 'v' then
+      raise exception using errcode = '42809', message = format('ensure_view: %s exists and is not a view (relkind %s)', existing, kind);
+    end if;
+    begin
+      execute format('create temporary view ballast_ensure_view_candidate%s as %s', with_clause, definition);
+      select pg_get_viewdef(existing) = pg_get_viewdef('pg_temp.ballast_ensure_view_candidate'::regclass)
+         and (select coalesce(array_agg(o order by o), '{}') from pg_class c, unnest(c.reloptions) o where c.oid = existing)
+           = (select coalesce(array_agg(o order by o), '{}') from pg_class c, unnest(c.reloptions) o
+               where c.oid = 'pg_temp.ballast_ensure_view_candidate'::regclass)
+         and array(select row(a.attname, a.atttypid, a.atttypmod, a.attcollation)::text from pg_attribute a
+                    where a.attrelid = existing and a.attnum > 0 and not a.attisdropped order by a.attnum)
+           = array(select row(a.attname, a.atttypid, a.atttypmod, a.attcollation)::text from pg_attribute a
+                    where a.attrelid = 'pg_temp.ballast_ensure_view_candidate'::regclass and a.attnum > 0 and not a.attisdropped
+                    order by a.attnum)
+        into same;
+      drop view pg_temp.ballast_ensure_view_candidate;
+    exception when insufficient_privilege or duplicate_table then
+      same := false;  -- no TEMP privilege: replace (right, but it locks)
+    end;
+    if same then
+      return false;
+    end if;
+    begin
+      execute format('create or replace view %I.%I%s as %s', parts[1], parts[2], with_clause, definition);
+      return true;
+    exception when invalid_table_definition or datatype_mismatch then
+      execute format('drop view %s', existing);  -- no cascade: objects that depend on it make this fail, named
+    end;
+  end if;
+  execute format('create view %I.%I%s as %s', parts[1], parts[2], with_clause, definition);
+  return true;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.ensure_view(text, text, text[]) is
+  E'Create the view view_name (schema.view) as definition with options (e.g. {security_invoker=true}), or replace it when its query, columns or options differ: create or replace, or drop and create when a column is dropped, renamed or retyped (failing while other objects depend on it). Unchanged, it does nothing and takes no lock. Returns whether it changed the view. 22023 for an unqualified name, an empty query or a malformed option, 42809 when the name is another kind of relation.';
+
 ---- owner_only_policy
 ---- Gives a ballast table RLS (enabled and forced) with one policy: the owner may do everything.
 create or replace function ballast.owner_only_policy(tbl regclass)
 returns void as $$
+declare
+  rel record;
 begin
   if tbl is null then
     raise exception using errcode = '22004', message = 'owner_only_policy: table must not be null';
   end if;
-  execute format('alter table %s enable row level security', tbl);
-  execute format('alter table %s force row level security', tbl);
-  execute format('drop policy if exists owner_all on %s', tbl);
-  execute format('create policy owner_all on %s for all to %I using (true) with check (true)',
-    tbl, (select r.rolname from pg_class c join pg_roles r on r.oid = c.relowner where c.oid = tbl));
+  select c.relkind, c.relrowsecurity, c.relforcerowsecurity, r.rolname as owner, c.oid::regclass::text as name into rel
+    from pg_class c join pg_roles r on r.oid = c.relowner where c.oid = tbl;
+  if rel.relkind not in ('r', 'p') then
+    raise exception using errcode = '42809',
+      message = format('owner_only_policy: %s is not a table (relkind %s)', rel.name, rel.relkind);
+  end if;
+  -- ALTER TABLE ... ROW LEVEL SECURITY locks the table ACCESS EXCLUSIVE even when it changes nothing
+  if not rel.relrowsecurity then
+    execute format('alter table %s enable row level security', tbl);
+  end if;
+  if not rel.relforcerowsecurity then
+    execute format('alter table %s force row level security', tbl);
+  end if;
+  perform ballast.ensure_policy(tbl, 'owner_all', 'all', array[rel.owner]::name[], 'true', 'true');
 end;
 $$ language plpgsql volatile;
 comment on function ballast.owner_only_policy(regclass) is
-  E'Enable and force RLS on a kit table and allow its owner everything; other roles get nothing.';
+  E'Enable and force RLS on a kit table and allow its owner everything; other roles get nothing. Changes (and locks) the table only where it differs. 22004 for null, 42809 for a relation that is not a table.';
 
 select ballast.owner_only_policy('ballast.migrations');
 select ballast.owner_only_policy('ballast.installs');
@@ -85,6 +333,21 @@ $$ language sql stable security definer set search_path = pg_catalog;
 comment on function ballast.version() is
   E'The ballast version installed in this database, e.g. ''0.1.0'' (the newest row of ballast.installs).';
 
+---- compatible_since
+---- The oldest kit version whose code (the API, the worker) still works with this database's kit.
+-- A rolling deploy migrates first, then replaces pods one at a time: meanwhile pods of the previous
+-- version serve against the upgraded database, and /health/ready (api/health.ts) keeps them ready when
+-- their version is at least this one. A release that drops, renames or changes anything older code uses
+-- (a table or column it reads, a function's signature or meaning, a setting) raises it to its own
+-- version: then older pods turn unready as soon as the upgrade commits.
+create or replace function ballast.compatible_since()
+returns text as $$
+  select '0.2.0'::text
+$$ language sql stable;
+comment on function ballast.compatible_since() is
+  E'The oldest ballast version whose code still works with the kit installed here (for /health/ready during a rolling deploy); raised by a release that breaks what older code uses.';
+grant execute on function ballast.compatible_since() to ballast_authenticator;
+
 -- The kit's roles reach its functions and views through the schema; what each may do is granted per object.
 grant usage on schema ballast to ballast_authenticator, ballast_anonymous, ballast_member, ballast_admin;
 
@@ -102,7 +365,9 @@ returns table (name text, value jsonb, description text) as $$
     ('role_claim', '"role"'::jsonb,
      'The top-level JWT claim holding the application role, member or admin (ballast.current_app_role()), e.g. "https://example.com/role". A JSON string; the API''s JWT_ROLE_CLAIM must name the same claim.'),
     ('visitor_roles', '{}'::jsonb,
-     'Database roles of yours that act as the kit''s visitor roles, each mapped to the kit role it is granted (grant ballast_member to authenticated), e.g. {"anon": "ballast_anonymous", "authenticated": "ballast_member"}. verify_migration_success() checks each has exactly that role''s rights and no RLS bypass.')
+     'Database roles of yours that act as the kit''s visitor roles, each mapped to the kit role it is granted (grant ballast_member to authenticated), e.g. {"anon": "ballast_anonymous", "authenticated": "ballast_member"}. verify_migration_success() checks each has exactly that role''s rights and no RLS bypass.'),
+    ('worker_schema', '"ballast_worker"'::jsonb,
+     'The graphile-worker schema the kit queues its jobs in (ballast_deliver_cache_invalidations, ballast_report_error) and reads for /metrics. "ballast_worker" for ballast''s own worker (run() from ballast/worker); the schema of your own runner, e.g. "graphile_worker", when you add ballast''s taskList and crontab to it. A JSON string; the role that installed the kit needs rights on that schema''s add_job, add_jobs and jobs.')
 $$ language sql immutable;
 comment on function ballast.setting_defaults() is
   E'The settings ballast.configure() accepts: name, default value (jsonb) and description.';
@@ -171,6 +436,22 @@ begin
         hint = format('e.g. select ballast.configure(%L, ''["app_public", "app_private"]'')', name);
     end if;
   end if;
+  if name = 'worker_schema' then
+    if jsonb_typeof(value) <> 'string' or octet_length(value #>> '{}') not between 1 and 63 or (value #>> '{}') ~ '[[:cntrl:]]'
+       or (value #>> '{}') = 'ballast' or (value #>> '{}') like 'pg\_%' then
+      raise exception using errcode = '22023',
+        message = format('configure: worker_schema must be a JSON string naming a graphile-worker schema (1 to 63 bytes, not ballast or pg_*), got %s', value),
+        hint = 'e.g. select ballast.configure(''worker_schema'', ''"graphile_worker"'') when ballast''s tasks run in your own graphile-worker runner.';
+    end if;
+    -- A schema that is not there yet is accepted: graphile-worker creates it when its first runner starts.
+    -- One that is there must be graphile-worker's, or every wake-up and error report would fail later.
+    if to_regnamespace(quote_ident(value #>> '{}')) is not null and not exists (
+         select 1 from pg_proc p where p.pronamespace = to_regnamespace(quote_ident(value #>> '{}')) and p.proname = 'add_jobs') then
+      raise exception using errcode = '22023',
+        message = format('configure: worker_schema %s names a schema without graphile-worker (no function %I.add_jobs)', value, value #>> '{}'),
+        hint = 'Name the schema your graphile-worker runner uses (its schema option; graphile_worker by default).';
+    end if;
+  end if;
   insert into ballast.settings as s (name, value) values (configure.name, configure.value)
   on conflict on constraint settings_pkey do update set value = excluded.value, updated_at = now();
   if name in ('org_claim', 'role_claim') then
@@ -190,3 +471,12 @@ returns name[] as $$
 $$ language sql stable;
 comment on function ballast.verify_schemas() is
   E'Schemas whose tables verify_migration_success() checks for RLS and policies: ballast, plus the setting verify_schemas.';
+
+---- worker_schema
+---- The graphile-worker schema the kit queues jobs in and reads (the setting worker_schema).
+create or replace function ballast.worker_schema()
+returns name as $$
+  select (ballast.setting('worker_schema') #>> '{}')::name
+$$ language sql stable;
+comment on function ballast.worker_schema() is
+  E'The graphile-worker schema the kit''s SQL queues jobs in and reads (setting worker_schema, default ballast_worker); quote it with format(''%I'').';

@@ -674,7 +674,7 @@ comment on procedure ballast.process_materialized_view_refreshes(interval) is
 
 ---- matview_status
 ---- Per registered view: pending since, last refresh, staleness, last error, whether CONCURRENTLY works.
-create or replace view ballast.matview_status as
+select ballast.ensure_view('ballast.matview_status', $view$
   select r.matview,
          c.relispopulated as populated,
          p.oldest as pending_since,
@@ -705,7 +705,8 @@ create or replace view ballast.matview_status as
   left join ballast.check_matview_unique_indexes() ci on ci.matview = r.matview
   left join pg_catalog.pg_locks lk
     on lk.locktype = 'advisory' and lk.classid = 1650551923 and lk.objid = r.matview::oid and lk.objsubid = 2
-   and lk.granted and lk.database = (select d.oid from pg_catalog.pg_database d where d.datname = current_database());
+   and lk.granted and lk.database = (select d.oid from pg_catalog.pg_database d where d.datname = current_database())
+$view$);
 comment on view ballast.matview_status is
   E'One row per registered materialized view: pending since, last refresh, staleness (age of the oldest pending request), last error, backoff, whether CONCURRENTLY works, which backend is refreshing it.';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The ballast command: install, upgrade, inspect and remove the kit in a database.
-//   ballast migrate     [--database-url URL] [--force] [--no-worker-schema] [--json]
+//   ballast migrate     [--database-url URL] [--force] [--no-worker-schema] [--lock-timeout 2s] [--lock-retries N] [--json]
 //   ballast uninstall   --database-url URL [--roles] [--discard-audit-log] [--json]
 //   ballast print-sql   (the install as a psql script on stdout)
 //   ballast verify      [--database-url URL] [--json]
@@ -12,6 +12,7 @@
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { migrate } from './migrate.ts';
+import { DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, parseLockTimeout } from './install_sql.ts';
 import { uninstall } from './uninstall.ts';
 import { printSql } from './print_sql.ts';
 import { kitVersion } from './kit_files.ts';
@@ -51,10 +52,15 @@ Options:
   --database-url URL        the database, as the role that will own the kit (default: $DATABASE_URL)
   --force                   re-apply sql/ even when unchanged
   --no-worker-schema        do not install graphile-worker's schema for ballast's worker
+  --lock-timeout DURATION   wait at most this long for any lock, e.g. 2s, 500ms (default 2s; 0: no limit):
+                            a long transaction on a table the upgrade changes cannot queue your app behind it
+  --lock-retries N          after a lock timeout, roll back and run the whole upgrade again, up to N times,
+                            with backoff (default 8); each retry is logged
   --json                    print the result as JSON
 Environment:
   BALLAST_AUTHENTICATOR_PASSWORD   password for ballast_authenticator when migrate creates it
                                    (without it the role is created NOLOGIN)
+  BALLAST_LOCK_TIMEOUT, BALLAST_LOCK_RETRIES   defaults for --lock-timeout and --lock-retries
 In .gmrc (graphile-migrate), before your migrations:
   "beforeAllMigrations": [{ "_": "command", "command": "npx ballast migrate --database-url \\"$GM_DBURL\\"" }]`,
   uninstall: `Usage: ballast uninstall --database-url URL [options]
@@ -71,7 +77,8 @@ Options:
   'print-sql': `Usage: ballast print-sql > ballast.sql
 
 Prints the install as one psql script (the same schema as ballast migrate):
-  psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] -d <database> -f ballast.sql
+  psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] [-v ballast_lock_timeout=2s] -d <database> -f ballast.sql
+It waits at most ballast_lock_timeout for any lock and, unlike migrate, does not retry: run it again.
 graphile-worker's schema for ballast's worker is created by the worker when it first starts.`,
   verify: `Usage: ballast verify [--database-url URL] [--json]
 
@@ -122,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, 'database-url': { type: 'string' },
         force: { type: 'boolean' }, 'no-worker-schema': { type: 'boolean' },
+        'lock-timeout': { type: 'string' }, 'lock-retries': { type: 'string' },
         roles: { type: 'boolean' }, 'discard-audit-log': { type: 'boolean' },
         targets: { type: 'string' }, 'timeout-ms': { type: 'string' },
       },
@@ -134,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const allowed: Record<string, string[]> = {
-    migrate: ['json', 'database-url', 'force', 'no-worker-schema'],
+    migrate: ['json', 'database-url', 'force', 'no-worker-schema', 'lock-timeout', 'lock-retries'],
     uninstall: ['json', 'database-url', 'roles', 'discard-audit-log'],
     'print-sql': [],
     verify: ['json', 'database-url'],
@@ -193,8 +201,20 @@ async function main(argv: string[]): Promise<number> {
     case 'migrate': {
       const databaseUrl = (values['database-url'] as string | undefined) || process.env.DATABASE_URL;
       if (!databaseUrl) fail(EXIT.usage, 'migrate needs --database-url URL (or DATABASE_URL)');
+      const lockTimeoutText = (values['lock-timeout'] as string | undefined) ?? (process.env.BALLAST_LOCK_TIMEOUT || `${DEFAULT_LOCK_TIMEOUT_MS}ms`);
+      let lockTimeout = 0;
+      try {
+        lockTimeout = parseLockTimeout(lockTimeoutText);
+      } catch (e) {
+        fail(EXIT.usage, `--lock-timeout (or BALLAST_LOCK_TIMEOUT): ${(e as Error).message}`);
+      }
+      const lockRetriesText = (values['lock-retries'] as string | undefined) ?? (process.env.BALLAST_LOCK_RETRIES || String(DEFAULT_LOCK_RETRIES));
+      const lockRetries = Number(lockRetriesText);
+      if (!/^\d+$/.test(lockRetriesText.trim()) || lockRetries > 1000) {
+        fail(EXIT.usage, `--lock-retries (or BALLAST_LOCK_RETRIES) must be a whole number from 0 to 1000, got "${lockRetriesText}"`);
+      }
       const r = await migrate({
-        databaseUrl, force: values.force === true, workerSchema: values['no-worker-schema'] ? false : undefined,
+        databaseUrl, force: values.force === true, workerSchema: values['no-worker-schema'] ? false : undefined, lockTimeout, lockRetries,
         authenticatorPassword: process.env.BALLAST_AUTHENTICATOR_PASSWORD || undefined,
         onProgress: json ? undefined : (line) => process.stderr.write(`ballast: ${line}\n`),
       });

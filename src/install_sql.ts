@@ -12,6 +12,33 @@ export const literal = (s: string) => "'" + s.replace(/'/g, "''") + "'";
 export const LOCK_SQL = `select pg_advisory_lock(hashtext(${literal(INSTALL_LOCK)}))`;
 export const UNLOCK_SQL = `select pg_advisory_unlock(hashtext(${literal(INSTALL_LOCK)}))`;
 
+/**
+ * How long any statement of an install waits for a lock (PostgreSQL's lock_timeout, set local to the
+ * install transaction; not for the advisory lock above, taken before it). A deploy that changes a policy,
+ * trigger or view on a busy table queues the app's readers and writers behind its ACCESS EXCLUSIVE
+ * request for as long as it waits, so it waits briefly: then the transaction is rolled back and migrate()
+ * tries again (lockRetries), print-sql fails. 0 waits without limit.
+ */
+export const DEFAULT_LOCK_TIMEOUT_MS = 2000;
+/** How many times migrate() runs the whole transaction again after a lock timeout (with backoff). */
+export const DEFAULT_LOCK_RETRIES = 8;
+/** PostgreSQL's SQLSTATE for a lock not obtained within lock_timeout: the one error an install retries. */
+export const LOCK_NOT_AVAILABLE = '55P03';
+export const lockTimeoutSql = (ms: number) => `set local lock_timeout = ${Math.round(ms)}`;
+
+/**
+ * A duration for lock_timeout in milliseconds: a number (ms, as PostgreSQL reads it) or text such as
+ * '2s', '500ms', '1min'. Throws a message naming the bad value.
+ */
+export function parseLockTimeout(value: number | string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min)?\s*$/.exec(String(value));
+  const ms = m ? Number(m[1]) * ({ ms: 1, s: 1000, min: 60_000 } as Record<string, number>)[m[2] ?? 'ms'] : NaN;
+  if (!Number.isFinite(ms) || ms > 3_600_000 || (ms > 0 && ms < 1)) {
+    throw new Error(`lock timeout must be a duration from 0 to 1 hour such as 2s, 500ms or 1min (a bare number is milliseconds; 0 waits without limit), got ${JSON.stringify(value)}`);
+  }
+  return Math.round(ms);
+}
+
 /** The schema and the migrations table; a schema ballast that has no migrations table is not ours. */
 export const BOOKKEEPING_SQL = `
 do $ballast$

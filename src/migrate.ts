@@ -2,12 +2,18 @@
 // lock. It refuses a database whose kit is newer than this code. It touches only schema ballast, the
 // roles it creates when they are missing, grants on its own objects, its own pg_cron jobs and, after
 // the commit, graphile-worker's schema for ballast's worker (ballast_worker).
+// A deploy must not hurt the app it serves: the transaction waits at most lockTimeout for any lock (a
+// long transaction on a table whose policy, trigger or view changes would otherwise queue every reader
+// and writer of that table behind the installer), and is retried as a whole, with backoff, when a lock
+// was not available (55P03). Unchanged definitions take no such lock at all (sql/kit.sql, ensure_*).
 import pg from 'pg';
 import { runMigrations, Logger } from 'graphile-worker';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
 import { compareVersions, definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
-import { BOOKKEEPING_SQL, ROLES_SQL, recordInstallSql, recordMigrationSql } from './install_sql.ts';
-import { inInstallTransaction, type Notice } from './install_transaction.ts';
+import {
+  BOOKKEEPING_SQL, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, LOCK_NOT_AVAILABLE, ROLES_SQL, parseLockTimeout, recordInstallSql, recordMigrationSql,
+} from './install_sql.ts';
+import { inInstallTransaction, isLockNotAvailable, type LockRetry, type Notice } from './install_transaction.ts';
 import { BallastError } from './errors.ts';
 
 export type MigrateOptions = {
@@ -19,7 +25,17 @@ export type MigrateOptions = {
   force?: boolean;
   /** Install graphile-worker's schema for ballast's worker (default WORKER_SCHEMA); false to skip. */
   workerSchema?: string | false;
-  /** Progress lines (default: none). */
+  /**
+   * How long any statement waits for a lock before the attempt is rolled back and retried: milliseconds,
+   * or a duration such as '2s', '500ms' (default 2 s; the CLI reads --lock-timeout or BALLAST_LOCK_TIMEOUT).
+   * 0 waits without limit.
+   */
+  lockTimeout?: number | string;
+  /** How many times the whole transaction is tried again after a lock timeout, with backoff (default 8). */
+  lockRetries?: number;
+  /** Milliseconds to wait before attempt n + 1 (default: 500 ms doubling to 15 s, with jitter). */
+  lockBackoffMs?: (n: number) => number;
+  /** Progress lines (default: none), a retry after a lock timeout among them. */
   onProgress?: (line: string) => void;
 };
 
@@ -33,6 +49,8 @@ export type MigrateResult = {
   changed: boolean;
   /** pg_cron is installed here and usable by the installing role: the kit's jobs are scheduled. */
   cron: boolean;
+  /** Transactions run: 1, or more when a lock was not available within lockTimeout and it was retried. */
+  attempts: number;
 };
 
 type State = { schema: boolean; applied: Map<number, string>; version: string | null; digest: string | null };
@@ -80,12 +98,38 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const migrations = kitMigrations();
   const defs = kitDefinitions();
   const digest = definitionsDigest(defs, version);
-  const result: MigrateResult = { version, previousVersion: null, migrationsApplied: [], definitionsApplied: false, rolesCreated: [], workerSchema: null, changed: false, cron: false };
+  const lockTimeoutMs = parseLockTimeoutOption(opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT_MS);
+  const lockRetries = opts.lockRetries ?? DEFAULT_LOCK_RETRIES;
+  if (!Number.isInteger(lockRetries) || lockRetries < 0 || lockRetries > 1000) {
+    throw new BallastError('USAGE', `lockRetries must be a whole number from 0 to 1000, got ${lockRetries}`);
+  }
+  const fresh = (): MigrateResult => ({ version, previousVersion: null, migrationsApplied: [], definitionsApplied: false, rolesCreated: [], workerSchema: null, changed: false, cron: false, attempts: 1 });
+  let result = fresh();
   // NOTICEs (a role made without LOGIN, a job not scheduled) are worth passing on
   const notice = (n: Notice) => {
     if (n.severity === 'WARNING' || n.message?.startsWith('ballast: ')) say((n.message ?? '').replace(/^ballast: /, ''));
   };
-  await inInstallTransaction(opts.databaseUrl, 'ballast migrate', async (client) => {
+  const onRetry = (r: LockRetry) => say(`lock not available within ${lockTimeoutMs} ms: ${lockWaitDescription(r.error)}; ` +
+    `attempt ${r.attempt} of ${r.attempts} rolled back (nothing changed), trying again in ${(r.delayMs / 1000).toFixed(1)} s`);
+  try {
+    await inInstallTransaction(opts.databaseUrl, 'ballast migrate', (client, attempt) => install(client, attempt), notice,
+      { lockTimeoutMs, retries: lockRetries, onRetry, backoffMs: opts.lockBackoffMs });
+  } catch (e) {
+    if (!isLockNotAvailable(e)) throw e;
+    throw new BallastError('SQL_FAILED',
+      `gave up after ${lockRetries + 1} attempts: each waited more than ${lockTimeoutMs} ms for a lock (${lockWaitDescription(e as Error)}). ` +
+      'Nothing was changed. A long transaction holds a lock on a table this upgrade changes (look in pg_stat_activity and pg_locks): ' +
+      'end it, or run migrate again later, or with a larger --lock-timeout or --lock-retries.', LOCK_NOT_AVAILABLE);
+  }
+  if (opts.workerSchema !== false) {
+    result.workerSchema = opts.workerSchema ?? WORKER_SCHEMA;
+    await runMigrations({ connectionString: opts.databaseUrl, schema: result.workerSchema, logger: silentLogger });
+  }
+  return result;
+
+  async function install(client: pg.Client, attempt: number): Promise<void> {
+    result = fresh();  // a retried attempt starts over: the rolled-back one changed nothing
+    result.attempts = attempt;
     const state = await readState(client);
     result.previousVersion = state.version;
     refuseNewer(state, migrations, version);
@@ -111,12 +155,22 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     if (result.changed) await client.query(recordInstallSql(version, digest));
     result.cron = (await client.query<{ ok: boolean }>(
       `select to_regnamespace('cron') is not null and has_schema_privilege('cron', 'usage') as ok`)).rows[0].ok;
-  }, notice);
-  if (opts.workerSchema !== false) {
-    result.workerSchema = opts.workerSchema ?? WORKER_SCHEMA;
-    await runMigrations({ connectionString: opts.databaseUrl, schema: result.workerSchema, logger: silentLogger });
   }
-  return result;
+}
+
+function parseLockTimeoutOption(value: number | string): number {
+  try {
+    return parseLockTimeout(value);
+  } catch (e) {
+    throw new BallastError('USAGE', (e as Error).message);
+  }
+}
+
+/** Where a lock timeout struck, in one line: the file and line, and the statement that waited. */
+function lockWaitDescription(e: Error): string {
+  const first = e.message.split('\n')[0].replace(/\. Nothing was changed\.$/, '');
+  const statement = /SQL statement "([^"]+)"/.exec(e.message)?.[1] ?? (e as { where?: string }).where?.match(/SQL statement "([^"]+)"/)?.[1];
+  return statement ? `${first}, waiting to run: ${statement.replace(/\s+/g, ' ').slice(0, 200)}` : first;
 }
 
 const silentLogger = new Logger(() => () => {});

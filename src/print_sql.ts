@@ -4,7 +4,9 @@
 // schema for ballast's worker, which the worker creates when it first starts.
 import { KIT_SCHEMA } from './constants.ts';
 import { definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
-import { BOOKKEEPING_SQL, LOCK_SQL, UNLOCK_SQL, ROLES_SQL, literal, recordInstallSql, recordMigrationSql } from './install_sql.ts';
+import {
+  BOOKKEEPING_SQL, DEFAULT_LOCK_TIMEOUT_MS, LOCK_SQL, UNLOCK_SQL, ROLES_SQL, literal, recordInstallSql, recordMigrationSql,
+} from './install_sql.ts';
 
 export function printSql(): string {
   const version = kitVersion();
@@ -15,11 +17,20 @@ export function printSql(): string {
   const [major, minor, patch] = version.split('-')[0].split('.').map(Number);
   const out: string[] = [];
   out.push(`-- ballast ${version}: install or upgrade schema ${KIT_SCHEMA} in one transaction.
---   psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] -d <database> -f ballast.sql
+--   psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] [-v ballast_lock_timeout=5s] -d <database> -f ballast.sql
 -- Run it as the role that should own the kit's objects. It refuses a database whose kit is newer.
+-- It waits at most ballast_lock_timeout (default ${DEFAULT_LOCK_TIMEOUT_MS}ms) for any lock, so a long transaction on
+-- a table it changes cannot queue your app's readers and writers behind it for longer. Unlike
+-- \`ballast migrate\`, it does not retry: it fails with SQLSTATE 55P03 (lock timeout), having changed
+-- nothing; run it again. Unchanged policies, triggers and views are left alone and take no lock.
 \\set ON_ERROR_STOP on
+\\if :{?ballast_lock_timeout}
+\\else
+\\set ballast_lock_timeout ${DEFAULT_LOCK_TIMEOUT_MS}ms
+\\endif
 ${LOCK_SQL};
 begin;
+set local lock_timeout = :'ballast_lock_timeout';
 do $ballast$
 declare
   newest int;

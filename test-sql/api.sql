@@ -1,6 +1,7 @@
--- The API's SQL: batched request tracing, rollups, error-report jobs, database gauges, privileges.
+-- The API's SQL: batched request tracing, rollups, error-report jobs (in the schema of setting worker_schema),
+-- database gauges, privileges.
 begin;
-select plan(17);
+select plan(21);
 
 -- record_performance_metrics: one call, many rows
 select is(ballast.record_performance_metrics(jsonb_build_array(
@@ -24,11 +25,11 @@ select is((select row(request_count, error_count, p50_ms)::text from ballast.api
           '(3,1,30)', 'api_metrics_5m counts requests and 5xx errors and has the median');
 select ok((select p99_ms > 49 and p99_ms <= 50 from ballast.api_metrics_hourly where operation_name = 'ListFunds'), 'api_metrics_hourly has the p99');
 
--- enqueue_error_reports: one report_error job per report
+-- enqueue_error_reports: one ballast_report_error job per report
 select is(ballast.enqueue_error_reports('[{"status": 500, "code": "X", "count": 1}, {"status": 503, "code": "Y", "count": 2}]'), 2, 'enqueue_error_reports queues one job per report');
-select is((select count(*)::int from ballast_worker.jobs where task_identifier = 'report_error'), 2, 'the jobs are report_error jobs');
+select is((select count(*)::int from ballast_worker.jobs where task_identifier = 'ballast_report_error'), 2, 'the jobs are ballast_report_error jobs');
 select throws_ok($$select ballast.enqueue_error_reports('[1]')$$, '22023', 'enqueue_error_reports: every report must be a JSON object', 'a report that is not an object is refused');
-select is((select count(*)::int from ballast_worker.jobs where task_identifier = 'report_error'), 2, 'a refused call queues nothing');
+select is((select count(*)::int from ballast_worker.jobs where task_identifier = 'ballast_report_error'), 2, 'a refused call queues nothing');
 
 -- metrics_snapshot: every metrics__ function, each answering or failing on its own
 create function ballast.metrics__zz_broken() returns table (metric text, help text, labels jsonb, value double precision)
@@ -37,8 +38,41 @@ select is((select value from ballast.metrics_snapshot() where metric = 'ballast_
           0::float8, 'a failing metrics__ function reports source_up 0');
 select is((select value from ballast.metrics_snapshot() where metric = 'ballast_db_metrics_source_up' and labels->>'source' = 'ballast.metrics__api()'),
           1::float8, 'the other sources still answer');
-select ok(exists (select 1 from ballast.metrics_snapshot() where metric = 'ballast_worker_jobs_pending' and labels->>'task' = 'report_error' and value = 2),
+select ok(exists (select 1 from ballast.metrics_snapshot() where metric = 'ballast_worker_jobs_pending' and labels->>'task' = 'ballast_report_error' and value = 2),
           'worker queue depth per task is a gauge');
+
+-- A stand-in for an app's own graphile-worker schema: only the public API the kit uses (the jobs view, here
+-- a table, add_job, add_jobs, job_spec). test/worker.test.ts runs a real one, with a real runner.
+create schema tap_gw;
+create table tap_gw.jobs (id bigserial primary key, task_identifier text not null, payload json, key text unique,
+  run_at timestamptz not null default now(), attempts int not null default 0, max_attempts int not null default 25,
+  locked_at timestamptz, created_at timestamptz not null default now());
+create type tap_gw.job_spec as (identifier text, payload json, queue_name text, run_at timestamptz,
+  max_attempts smallint, job_key text, priority smallint, flags text[]);
+create function tap_gw.add_jobs(specs tap_gw.job_spec[], job_key_preserve_run_at boolean default false)
+returns setof tap_gw.jobs language sql as $$
+  insert into tap_gw.jobs (task_identifier, payload, key, max_attempts)
+  select s.identifier, s.payload, s.job_key, coalesce(s.max_attempts, 25) from unnest($1) s returning * $$;
+create function tap_gw.add_job(identifier text, payload json default null, queue_name text default null,
+  run_at timestamptz default null, max_attempts int default null, job_key text default null,
+  priority int default null, flags text[] default null, job_key_mode text default 'replace')
+returns tap_gw.jobs language sql as $$
+  insert into tap_gw.jobs (task_identifier, payload, key) values ($1, $2, $6)
+  on conflict (key) do update set task_identifier = excluded.task_identifier, payload = excluded.payload returning * $$;
+grant usage on schema tap_gw to public;
+grant select, insert, update on tap_gw.jobs to public;
+grant usage on all sequences in schema tap_gw to public;
+select ballast.configure('worker_schema', '"tap_gw"');
+select is(ballast.enqueue_error_reports('[{"status": 500}]'), 1, 'enqueue_error_reports: with worker_schema set, queues into that schema');
+select is((select string_agg(task_identifier, ',') from tap_gw.jobs), 'ballast_report_error', 'the job is in the app''s schema');
+insert into tap_gw.jobs (task_identifier) values ('app_send_email');
+select is((select string_agg(labels->>'task' || '=' || value, ',') from ballast.metrics__worker() where metric = 'ballast_worker_jobs_pending'),
+          'ballast_report_error=1', 'the gauges read that schema, and only ballast''s tasks in it');
+select ballast.configure('worker_schema', '"tap_gw_not_yet"');
+select throws_ok($$select ballast.enqueue_error_reports('[{"status": 500}]')$$, '55000',
+                 'enqueue_error_reports: no graphile-worker in schema tap_gw_not_yet (setting worker_schema)',
+                 'no graphile-worker in that schema yet: 55000, naming it');
+select ballast.configure('worker_schema', null);
 
 -- privileges
 set local role ballast_member;

@@ -1,9 +1,9 @@
 -- Idempotency keys: the four outcomes, lease expiry and takeover, a stale holder cannot complete, key
--- validation (22023, nothing left behind), an expired key behaves as absent, privileges, the verify check.
--- Callers are told apart by the setting ballast.idempotency_owner ('a', 'b'); concurrency is in
--- test/idempotency.test.ts.
+-- validation (22023, nothing left behind), an expired key behaves as absent, the holder argument and its
+-- validation, privileges, the verify check. Callers are told apart by the setting ballast.idempotency_owner
+-- ('a', 'b') or the holder argument ('req-1', ...); concurrency is in test/idempotency.test.ts.
 begin;
-select plan(49);
+select plan(73);
 
 -- the table and its indexes
 select has_table('ballast', 'idempotency_keys', 'table ballast.idempotency_keys exists');
@@ -101,11 +101,61 @@ select throws_ok($$select ballast.idempotency_begin('t', 'k9', 'h', '1 hour', '0
 select throws_ok($$select ballast.idempotency_complete('edge', ' !~' || repeat('z', 252), 600, 'x')$$, '22023', null,
                  'status_code outside 100..599: 22023');
 
+-- the holder argument (the form for callers behind a transaction pooler, where a session is shared):
+-- it wins over the setting, and only the same holder may renew, complete or release
+select set_config('ballast.idempotency_owner', 'a', true);
+select results_eq($$select outcome from ballast.idempotency_begin('held', 'k1', 'h1', holder => 'req-1')$$,
+                  $$values ('started'::text)$$, 'begin with a holder argument: started');
+select is((select locked_by from ballast.idempotency_keys where scope = 'held' and key = 'k1'), 'req-1',
+          'the holder argument is recorded, not the setting');
+select throws_ok($$select ballast.idempotency_complete('held', 'k1', 200, 'x')$$, '55000', null,
+                 'the setting''s holder (a) cannot complete a key begun by holder req-1');
+select throws_ok($$select ballast.idempotency_complete('held', 'k1', 200, 'x', holder => 'req-2')$$, '55000',
+                 'cannot complete idempotency key ''k1'' in scope ''held'': another caller holds it (if this caller held it once, its lease expired and the key was taken over)',
+                 'another holder cannot complete');
+select ok(ballast.idempotency_extend('held', 'k1', '1 hour', holder => 'req-1') > clock_timestamp() + interval '59 minutes',
+          'the holder renews its lease with its holder argument');
+select lives_ok($$select ballast.idempotency_complete('held', 'k1', 200, 'done', holder => 'req-1')$$, 'the holder completes');
+select results_eq($$select outcome, response_body from ballast.idempotency_begin('held', 'k1', 'h1', holder => 'req-9')$$,
+                  $$values ('replay'::text, 'done'::text)$$, 'retries replay, whatever their holder');
+select results_eq($$select outcome from ballast.idempotency_begin('held', 'k2', 'h1', '1 hour', '30 seconds', 'req-3')$$,
+                  $$values ('started'::text)$$, 'the holder argument by position');
+select lives_ok($$select ballast.idempotency_release('held', 'k2', 'req-3')$$, 'the holder releases');
+select is((select count(*)::int from ballast.idempotency_keys where scope = 'held' and key = 'k2'), 0, 'released by its holder: the row is gone');
+select results_eq($$select outcome from ballast.idempotency_begin('held', 'k3', 'h1', holder => null)$$,
+                  $$values ('started'::text)$$, 'holder => null is no holder argument');
+select is((select locked_by from ballast.idempotency_keys where scope = 'held' and key = 'k3'), 'a', '... so the setting is the holder');
+select set_config('ballast.idempotency_owner', '', true);
+select results_eq($$select outcome from ballast.idempotency_begin('held', 'k4', 'h1', holder => 'req-4')$$,
+                  $$values ('started'::text)$$, 'a holder argument needs no setting');
+select throws_ok($$select ballast.idempotency_complete('held', 'k4', 200, 'x')$$, '55000',
+                 'cannot complete idempotency key ''k4'' in scope ''held'': this caller named no holder (no holder argument, and the setting ballast.idempotency_owner is empty)',
+                 'a caller with no holder at all is told so');
+select is(current_setting('ballast.idempotency_owner'), '', 'begin with a holder argument leaves the session''s setting alone');
+
+-- bad holder arguments: 22023 naming the value, nothing written
+select throws_ok($$select ballast.idempotency_begin('held', 'bad', 'h1', holder => '')$$, '22023',
+                 'idempotency holder must be 1 to 255 printable ASCII characters, got an empty string',
+                 'an empty holder: 22023 (not read as "no holder")');
+select throws_ok($$select ballast.idempotency_begin('held', 'bad', 'h1', holder => repeat('x', 256))$$, '22023',
+                 'idempotency holder must be 1 to 255 printable ASCII characters, got 256 characters (''' || repeat('x', 40) || '''...)',
+                 '256 characters: 22023');
+select throws_ok($$select ballast.idempotency_begin('held', 'bad', 'h1', holder => 'réq-1')$$, '22023',
+                 'idempotency holder must be printable ASCII (0x20 to 0x7E), got U+00E9 at position 2 of ''réq-1''',
+                 'non-ASCII: 22023 naming the character and the value');
+select throws_like($$select ballast.idempotency_begin('held', 'bad', 'h1', holder => E'req\t1')$$,
+                   '%printable ASCII%U+0009 at position 4%', 'a tab: 22023');
+select throws_ok($$select ballast.idempotency_complete('held', 'k4', 200, 'x', holder => '')$$, '22023', null, 'complete checks the holder too');
+select throws_ok($$select ballast.idempotency_release('held', 'k4', '')$$, '22023', null, 'release checks the holder too');
+select throws_ok($$select ballast.idempotency_extend('held', 'k4', '1 minute', '')$$, '22023', null, 'extend checks the holder too');
+select is((select count(*)::int from ballast.idempotency_keys where scope = 'held' and key = 'bad'), 0, 'rejected holders leave no row');
+select is((select locked_by from ballast.idempotency_keys where scope = 'held' and key = 'k4'), 'req-4', 'and take nothing over');
+
 -- privileges: only the API's login role may call the functions; nobody reads the table directly
-select ok(has_function_privilege('ballast_authenticator', 'ballast.idempotency_begin(text, text, text, interval, interval)', 'execute')
-          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_complete(text, text, int, text)', 'execute')
-          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_release(text, text)', 'execute')
-          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_extend(text, text, interval)', 'execute'),
+select ok(has_function_privilege('ballast_authenticator', 'ballast.idempotency_begin(text, text, text, interval, interval, text)', 'execute')
+          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_complete(text, text, int, text, text)', 'execute')
+          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_release(text, text, text)', 'execute')
+          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_extend(text, text, interval, text)', 'execute'),
           'the authenticator may call begin, complete, release and extend');
 set local role ballast_anonymous;
 select throws_ok($$select ballast.idempotency_begin('t', 'k1', 'h1')$$, '42501', null, 'anonymous cannot call idempotency_begin');

@@ -1,8 +1,9 @@
 -- The kit's shared pieces: owner_only_policy, schedule_job and unschedule_job, version(), the settings
--- (setting_defaults, setting, configure, verify_schemas) and the bookkeeping tables' RLS. Every function
+-- (setting_defaults, setting, configure, verify_schemas), the bookkeeping tables' RLS, the ensure_*
+-- helpers (policies, triggers, views left alone when unchanged) and compatible_since(). Every function
 -- that takes input is tried with bad input, for its SQLSTATE.
 begin;
-select plan(39);
+select plan(107);
 
 -- schedule_job: creates a named pg_cron job, updates it in place, validates its input.
 select isnt(ballast.schedule_job('ballast test job', '*/5 * * * *', 'select 1'), null, 'schedule_job returns the new job''s id');
@@ -88,6 +89,27 @@ select throws_like($$select ballast.configure('exposed_schemas', '[""]')$$, '%go
 select throws_ok($$select ballast.configure('exposed_schemas', format('[%s]', to_json(repeat('s', 64)))::jsonb)$$, '22023', null,
                  'a schema name over 63 characters: 22023');
 
+-- worker_schema: the graphile-worker schema the kit queues jobs in (test-sql/invalidation.sql and api.sql
+-- show the queueing follows it). A schema that does not exist yet is accepted (graphile-worker creates it
+-- when its runner first starts); one that exists must have graphile-worker's add_jobs.
+select is((select value from ballast.setting_defaults() where name = 'worker_schema'), '"ballast_worker"'::jsonb,
+          'worker_schema defaults to ballast''s own graphile-worker schema');
+select is(ballast.worker_schema(), 'ballast_worker'::name, 'worker_schema() reads the default');
+select is(ballast.configure('worker_schema', '"kit_test_gw_later"'), '"kit_test_gw_later"'::jsonb, 'a schema not created yet is accepted');
+select is(ballast.worker_schema(), 'kit_test_gw_later'::name, 'worker_schema() reads the setting');
+select throws_ok($$select ballast.configure('worker_schema', '42')$$, '22023',
+                 'configure: worker_schema must be a JSON string naming a graphile-worker schema (1 to 63 bytes, not ballast or pg_*), got 42',
+                 'worker_schema: a number is refused (22023), naming the value');
+select throws_like($$select ballast.configure('worker_schema', '""')$$, '%got ""', 'worker_schema: an empty name is refused, naming the value');
+select throws_ok($$select ballast.configure('worker_schema', to_jsonb(repeat('w', 64)))$$, '22023', null, 'worker_schema: 64 bytes: 22023');
+select throws_like($$select ballast.configure('worker_schema', '"ballast"')$$, '%not ballast or pg_*), got "ballast"', 'worker_schema: the kit''s own schema is refused');
+select throws_ok($$select ballast.configure('worker_schema', '"public"')$$, '22023',
+                 'configure: worker_schema "public" names a schema without graphile-worker (no function public.add_jobs)',
+                 'worker_schema: an existing schema that is not graphile-worker''s is refused (22023), naming it');
+select is(ballast.worker_schema(), 'kit_test_gw_later'::name, 'refused values leave the setting as it was');
+select is(ballast.configure('worker_schema', '"ballast_worker"'), '"ballast_worker"'::jsonb, 'a graphile-worker schema that exists is accepted');
+select is(ballast.configure('worker_schema', null), '"ballast_worker"'::jsonb, 'worker_schema reset to the default');
+
 -- verify_schemas(): ballast plus the configured schemas; verify_migration_success() checks only those.
 select ballast.configure('verify_schemas', '["kit_test_a", "kit_test_b"]');
 select is(ballast.verify_schemas(), array['ballast', 'kit_test_a', 'kit_test_b']::name[], 'verify_schemas() is ballast plus the setting');
@@ -99,6 +121,138 @@ select is(array(select check_name || ' ' || ok from ballast.verify_migration_suc
           array['rls kit_test_a.no_rls false'], 'verify_migration_success checks a configured schema, not another');
 select ballast.configure('verify_schemas', null);
 select is(ballast.verify_schemas(), array['ballast']::name[], 'reset: verify_schemas() is ballast alone');
+
+-- The ensure_* helpers: create what is missing, leave what is unchanged (no lock on the table), replace
+-- what differs. Fixtures in schema kit_test_p (rolled back with the rest).
+create schema kit_test_p;
+create table kit_test_p.t (id int primary key, org_id int);
+create table kit_test_p.other (id int primary key);
+create view kit_test_p.not_a_table as select 1 as n;
+create function kit_test_p.tg() returns trigger as $$ begin return null; end; $$ language plpgsql;
+
+-- sql_text_key: the comparison key
+select is(ballast.sql_text_key(E'  AFTER  Insert\n ON x  EXECUTE FUNCTION f( ''A b'' , "Q" ) ; '),
+          'after insert on x execute function f(''A b'',"Q")', 'sql_text_key: lower case, one space, none around ( ) , ; quoted parts kept');
+select is(ballast.sql_text_key(null), null, 'sql_text_key(null) is null');
+
+-- ensure_policy
+select is(ballast.ensure_policy('kit_test_p.t', 'p_read', 'select', array['ballast_member']::name[], 'org_id = 1'), true,
+          'ensure_policy creates a missing policy (true)');
+select is((select qual from pg_policies where schemaname = 'kit_test_p' and policyname = 'p_read'), '(org_id = 1)', 'with the expression given');
+select set_config('kit_test.policy_oid', (select oid::text from pg_policy where polname = 'p_read'), true);
+select is(ballast.ensure_policy('kit_test_p.t', 'p_read', 'select', array['ballast_member']::name[], 'org_id = 1'), false,
+          'the same policy again: nothing done (false)');
+select is(ballast.ensure_policy('kit_test_p.t', 'p_read', 'SELECT', array['ballast_member']::name[], '((org_id=1))'), false,
+          'written differently, parsed the same: nothing done');
+select is((select oid::text from pg_policy where polname = 'p_read'), current_setting('kit_test.policy_oid'), 'the policy was not re-created');
+select is(ballast.ensure_policy('kit_test_p.t', 'p_read', 'select', array['ballast_member']::name[], 'org_id = 2'), true,
+          'another expression: replaced (true)');
+select is((select qual from pg_policies where schemaname = 'kit_test_p' and policyname = 'p_read'), '(org_id = 2)', 'with the new expression');
+select is(ballast.ensure_policy('kit_test_p.t', 'p_read', 'select', array['ballast_member', 'ballast_admin']::name[], 'org_id = 2'), true,
+          'other roles: replaced');
+select is(ballast.ensure_policy('kit_test_p.t', 'p_read', 'select', array['ballast_member', 'ballast_admin']::name[], 'org_id = 2', permissive => false), true,
+          'restrictive instead of permissive: replaced');
+select is((select permissive || ' ' || (select string_agg(r, ',' order by r) from unnest(roles) r) from pg_policies where schemaname = 'kit_test_p' and policyname = 'p_read'),
+          'RESTRICTIVE ballast_admin,ballast_member', 'restrictive, to both roles');
+select is(ballast.ensure_policy('kit_test_p.t', 'p_insert', 'insert', array['public']::name[], check_expr => 'pg_trigger_depth() > 0'), true,
+          'an insert policy with only check_expr');
+select is(ballast.ensure_policy('kit_test_p.t', 'p_insert', 'insert', array['public']::name[], check_expr => 'pg_trigger_depth() > 0'), false,
+          'and again: nothing done');
+select throws_ok($$select ballast.ensure_policy(null, 'p', 'all', array['public']::name[], 'true')$$, '22004', null, 'ensure_policy(null table): 22004');
+select throws_ok($$select ballast.ensure_policy('kit_test_p.not_a_table', 'p', 'all', array['public']::name[], 'true')$$, '42809',
+                 'ensure_policy: kit_test_p.not_a_table is not a table (relkind v); policies belong to tables', 'on a view: 42809, naming it');
+select throws_like($$select ballast.ensure_policy('kit_test_p.t', 'p', 'upsert', array['public']::name[], 'true')$$,
+                   '%command must be all, select, insert, update or delete, got ''upsert''%', 'a bad command is refused, naming it');
+select throws_ok($$select ballast.ensure_policy('kit_test_p.t', 'p', 'all', array['no_such_role']::name[], 'true')$$, '42704',
+                 'ensure_policy: role no_such_role does not exist (policy p on kit_test_p.t)', 'an unknown role: 42704, naming it');
+select throws_ok($$select ballast.ensure_policy('kit_test_p.t', 'p', 'all', array[]::name[], 'true')$$, '22023', null, 'no roles: 22023');
+select throws_ok($$select ballast.ensure_policy('kit_test_p.t', 'p', 'all', array['public']::name[])$$, '22023',
+                 'ensure_policy: policy p on kit_test_p.t needs using_expr, check_expr or both, got neither', 'no expression: 22023');
+select throws_like($$select ballast.ensure_policy('kit_test_p.t', 'p', 'insert', array['public']::name[], 'org_id = 1')$$,
+                   '%insert policy takes only check_expr, got using_expr ''org_id = 1''%', 'using_expr on an insert policy: 22023, naming it');
+select throws_like($$select ballast.ensure_policy('kit_test_p.t', 'p', 'select', array['public']::name[], 'true', 'true')$$,
+                   '%select policy takes only using_expr, got check_expr ''true''%', 'check_expr on a select policy is refused');
+select throws_ok($$select ballast.ensure_policy('kit_test_p.t', null, 'all', array['public']::name[], 'true')$$, '22023', null, 'a null policy name: 22023');
+
+-- ensure_trigger
+select is(ballast.ensure_trigger('kit_test_p.t', '_500_t', 'after insert or delete on kit_test_p.t for each statement execute function kit_test_p.tg()'), true,
+          'ensure_trigger creates a missing trigger (true)');
+select set_config('kit_test.trigger_oid', (select oid::text from pg_trigger where tgname = '_500_t'), true);
+select is(ballast.ensure_trigger('kit_test_p.t', '_500_t', 'AFTER INSERT OR DELETE ON kit_test_p.t  FOR EACH STATEMENT EXECUTE FUNCTION kit_test_p.tg ( )'), false,
+          'the same trigger again, spelled differently: nothing done (false)');
+select is((select oid::text from pg_trigger where tgname = '_500_t'), current_setting('kit_test.trigger_oid'), 'the trigger was not re-created');
+select is(ballast.ensure_trigger('kit_test_p.t', '_500_t', 'after insert on kit_test_p.t for each statement execute function kit_test_p.tg(''a'', ''B'')'), true,
+          'other events and arguments: replaced (true)');
+select is(pg_get_triggerdef((select oid from pg_trigger where tgname = '_500_t'), true),
+          'CREATE TRIGGER _500_t AFTER INSERT ON kit_test_p.t FOR EACH STATEMENT EXECUTE FUNCTION kit_test_p.tg(''a'', ''B'')', 'with the new definition');
+select is(ballast.ensure_trigger('kit_test_p.t', '_500_t', 'after insert on kit_test_p.t for each statement execute function kit_test_p.tg(''a'', ''B'')'), false,
+          'arguments compared as written: nothing done');
+alter table kit_test_p.t disable trigger _500_t;
+select is(ballast.ensure_trigger('kit_test_p.t', '_500_t', 'after insert on kit_test_p.t for each statement execute function kit_test_p.tg(''a'', ''B'')'), true,
+          'a disabled trigger is re-created');
+select is((select tgenabled::text from pg_trigger where tgname = '_500_t'), 'O', 'enabled');
+select throws_ok($$select ballast.ensure_trigger(null, '_500_t', 'after insert on kit_test_p.t for each statement execute function kit_test_p.tg()')$$,
+                 '22004', null, 'ensure_trigger(null table): 22004');
+select throws_ok($$select ballast.ensure_trigger('kit_test_p.t', '', 'after insert on kit_test_p.t for each statement execute function kit_test_p.tg()')$$,
+                 '22023', null, 'an empty trigger name: 22023');
+select throws_like($$select ballast.ensure_trigger('kit_test_p.t', '_500_u', ' ')$$, '%definition of trigger _500_u on kit_test_p.t must be the text after%',
+                   'an empty definition is refused, naming the trigger');
+select throws_ok($$select ballast.ensure_trigger('kit_test_p.t', '_500_u', 'after insert on kit_test_p.other for each statement execute function kit_test_p.tg()')$$,
+                 '22023', null, 'a definition on another table: 22023');
+select is((select count(*)::int from pg_trigger where tgname = '_500_u'), 0, 'and no trigger is left on that table');
+
+-- ensure_view
+select is(ballast.ensure_view('kit_test_p.v', 'select id from kit_test_p.t'), true, 'ensure_view creates a missing view (true)');
+select set_config('kit_test.view_oid', 'kit_test_p.v'::regclass::oid::text, true);
+select is(ballast.ensure_view('kit_test_p.v', 'SELECT  t.id  FROM kit_test_p.t'), false, 'the same query, spelled differently: nothing done (false)');
+select is(ballast.ensure_view('kit_test_p.v', 'select id, org_id from kit_test_p.t'), true, 'a column added: replaced (true)');
+select is(('kit_test_p.v'::regclass::oid::text, (select count(*)::int from pg_attribute where attrelid = 'kit_test_p.v'::regclass and attnum > 0)),
+          (current_setting('kit_test.view_oid'), 2), 'by create or replace (same view, two columns)');
+select is(ballast.ensure_view('kit_test_p.v', 'select org_id from kit_test_p.t'), true, 'a column dropped: replaced');
+select isnt('kit_test_p.v'::regclass::oid::text, current_setting('kit_test.view_oid'), 'by drop and create');
+select is(ballast.ensure_view('kit_test_p.v', 'select org_id from kit_test_p.t', array['security_invoker=true']), true, 'an option added: replaced');
+select is((select reloptions from pg_class where oid = 'kit_test_p.v'::regclass), array['security_invoker=true'], 'the view has the option');
+select is(ballast.ensure_view('kit_test_p.v', 'select org_id from kit_test_p.t', array['security_invoker=true']), false, 'and again: nothing done');
+create view kit_test_p.dependent as select org_id from kit_test_p.v;
+select throws_ok($$select ballast.ensure_view('kit_test_p.v', 'select id from kit_test_p.t')$$, '2BP01', null,
+                 'a column dropped while another view depends on it: 2BP01 (nothing dropped by cascade)');
+select throws_ok($$select ballast.ensure_view('v', 'select 1')$$, '22023', 'ensure_view: view_name must be schema-qualified (schema.view), got ''v''',
+                 'an unqualified name: 22023, naming it');
+select throws_ok($$select ballast.ensure_view('kit_test_p.w', '')$$, '22023', null, 'an empty query: 22023');
+select throws_like($$select ballast.ensure_view('kit_test_p.w', 'select 1', array['security invoker'])$$, '%got ''{"security invoker"}''%',
+                   'a malformed option is refused, naming it');
+select throws_ok($$select ballast.ensure_view('kit_test_p.t', 'select 1')$$, '42809', 'ensure_view: kit_test_p.t exists and is not a view (relkind r)',
+                 'a table of that name: 42809');
+
+-- The kit's own definitions re-applied unchanged take no lock that would queue a reader or writer: here
+-- on objects this test has not touched (a lock stronger than ROW EXCLUSIVE would still be held).
+select ballast.owner_only_policy('ballast.worker_heartbeats');
+select ballast.ensure_trigger('ballast.audit_log', '_900_retention_delete',
+  'after delete on ballast.audit_log referencing old table as old_table for each statement execute function ballast.tg_audit_log__check_retention()');
+select ballast.ensure_policy('ballast.audit_log', 'audit_log_org_admin_read', 'select', array['ballast_admin']::name[],
+  using_expr => $$org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin'$$);
+select ballast.ensure_view('ballast.admin_audit_log', pg_get_viewdef('ballast.admin_audit_log'), array['security_invoker=true']);
+select is(array(select l.relation::regclass::text || ' ' || l.mode from pg_locks l
+                 where l.pid = pg_backend_pid() and l.locktype = 'relation'
+                   and l.relation in ('ballast.worker_heartbeats'::regclass, 'ballast.audit_log'::regclass, 'ballast.admin_audit_log'::regclass)
+                   and l.mode not in ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock', 'ShareUpdateExclusiveLock')),
+          array[]::text[], 'owner_only_policy, ensure_trigger, ensure_policy and ensure_view take no blocking lock when nothing changed');
+
+-- owner_only_policy on a new table: RLS enabled and forced, the owner's policy
+create table kit_test_p.t2 (id int);
+select ballast.owner_only_policy('kit_test_p.t2');
+select is((select relrowsecurity and relforcerowsecurity from pg_class where oid = 'kit_test_p.t2'::regclass), true, 'owner_only_policy enables and forces RLS');
+select is((select cmd || ' ' || array_to_string(roles, ',') || ' ' || qual || ' ' || with_check from pg_policies where tablename = 't2' and schemaname = 'kit_test_p'),
+          'ALL ' || current_user || ' true true', 'with one policy: the owner may do everything');
+
+-- compatible_since(): the oldest kit version whose code this database serves (api/health.ts)
+select ok(string_to_array(ballast.compatible_since(), '.')::int[] <= string_to_array(split_part(ballast.version(), '-', 1), '.')::int[],
+          'compatible_since() is a version at or below version()');
+select ok(has_function_privilege('ballast_authenticator', 'ballast.compatible_since()', 'execute'), 'the API''s role may call it');
+
+select is(array(select p.proname::text from pg_proc p where p.pronamespace = 'ballast'::regnamespace
+                 and p.proname in ('sql_text_key', 'ensure_policy', 'ensure_trigger', 'ensure_view', 'owner_only_policy', 'compatible_since')
+                 and obj_description(p.oid, 'pg_proc') is null), array[]::text[], 'each helper has a comment');
 
 select * from finish();
 rollback;

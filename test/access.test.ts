@@ -8,7 +8,7 @@ import pg from 'pg';
 import { postgraphile } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/node';
 import { parse, GraphQLError } from 'postgraphile/graphql';
-import { makePreset } from '../api/preset.ts';
+import { makeBallastPreset } from '../api/index.ts';
 import { describeDenial, GENERIC_HINT_ANONYMOUS, GENERIC_HINT_MEMBER } from '../api/why_denied.ts';
 import { cfg, startApi, stop, withClient } from './helpers.ts';
 
@@ -67,7 +67,7 @@ describe('why denied: the API preset with signed-in visitors', () => {
     });
     pool = new pg.Pool({ connectionString: cfg.authUrl, max: 2 });
     // The real preset; only the source of pgSettings differs (the future JWT middleware's job).
-    const pgl = postgraphile({ extends: [makePreset(pool, false)], grafast: { context: () => ({ pgSettings: settings }) } });
+    const pgl = postgraphile({ extends: [makeBallastPreset({ schemas: ['app_public'], pool })], grafast: { context: () => ({ pgSettings: settings }) } });
     server = http.createServer(pgl.createServ(grafserv).createHandler());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const a = server.address();

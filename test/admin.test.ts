@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT } from '../scripts/lib/config.ts';
 import { ensureChromium } from '../scripts/lib/tools.ts';
-import { EXAMPLE_LOGINS, mintLoginToken } from '../api/admin/example_users.ts';
-import { cfg, startApi, startNode, stop, withClient, type Proc } from './helpers.ts';
+import { EXAMPLE_LOGINS, mintLoginToken } from '../example/admin/example_users.ts';
+import { cfg, startApi, startServer, stop, withClient, type Proc } from './helpers.ts';
 import { TEST_JWT_SECRET } from './tokens.ts';
 
 const RUN = randomUUID().slice(0, 8);
@@ -55,7 +55,7 @@ describe('admin page', () => {
     const executablePath = await ensureChromium();
     const seeded = await q<{ user_id: string; org_id: string; role: string }>('select user_id, org_id, role from app_private.seed_example_data()');
     assert.deepEqual(seeded.map((s) => `${s.user_id} ${s.org_id} ${s.role}`).sort(),
-      EXAMPLE_LOGINS.map((l) => `${l.userId} ${l.orgId} ${l.role}`).sort(), 'the SQL seed and api/admin/example_users.ts agree');
+      EXAMPLE_LOGINS.map((l) => `${l.userId} ${l.orgId} ${l.role}`).sort(), 'the SQL seed and example/admin/example_users.ts agree');
     api = await startApi({ JWT_SECRET: TEST_JWT_SECRET, ADMIN_DEV_TOKENS: 'on' });
     // 12 changes in Acme (more than a page of 10), one in Globex
     for (let i = 1; i <= 12; i++) createdInAcme = await createFundAs(ADA, `Acme ${RUN} #${i}`);
@@ -164,7 +164,7 @@ describe('admin page configuration', () => {
       [{ GRAPHILE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET }, /ADMIN_DEV_TOKENS=on is refused with GRAPHILE_ENV=production/],
       [{ GRAPHILE_ENV: 'test', JWT_SECRET: '' }, /ADMIN_DEV_TOKENS=on needs an HS256 key/],
     ] as const) {
-      const p = startNode('api/main.ts', { PORT: '0', ADMIN_DEV_TOKENS: 'on', ...env });
+      const p = startServer({ PORT: '0', ADMIN_DEV_TOKENS: 'on', ...env });
       assert.equal(await p.exited, 2, p.output());
       assert.match(p.output(), pattern);
     }

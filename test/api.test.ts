@@ -1,7 +1,7 @@
 // The API process, for real: health endpoints, GraphQL as the anonymous role, clean SIGTERM.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startApi, startNode, stop, withClient, cfg } from './helpers.ts';
+import { startApi, startServer, stop, withClient, cfg } from './helpers.ts';
 
 describe('api process', () => {
   let api: Awaited<ReturnType<typeof startApi>>;
@@ -57,7 +57,7 @@ describe('api readiness', () => {
   });
 
   it('stops with a clear message and exit 2 on invalid configuration', async () => {
-    const p = startNode('api/main.ts', { PORT: 'eighty', LOG_LEVEL: 'loud' });
+    const p = startServer({ PORT: 'eighty', LOG_LEVEL: 'loud' });
     assert.equal(await p.exited, 2);
     assert.match(p.output(), /PORT must be a whole number from 0 to 65535, got "eighty"/);
     assert.match(p.output(), /LOG_LEVEL must be one of/);

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startNode } from './helpers.ts';
+import { startServer } from './helpers.ts';
 
 async function configErrors(env: Record<string, string>): Promise<string> {
-  const p = startNode('api/main.ts', { PORT: '0', ...env });
+  const p = startServer({ PORT: '0', ...env });
   const code = await p.exited;
   assert.equal(code, 2, `exit 2 on invalid configuration, got ${code}: ${p.output()}`);
   assert.doesNotMatch(p.output(), /api listening/);

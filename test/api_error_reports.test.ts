@@ -1,5 +1,5 @@
 // Async error tracking, for real: a database-internal error becomes a 500 (nothing leaked), the
-// response does not wait, a report_error job is queued, and the worker posts it to ERROR_REPORT_URL,
+// response does not wait, a ballast_report_error job is queued, and the worker posts it to ERROR_REPORT_URL,
 // retrying when the endpoint fails. Also: statement_timeout → 504.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ describe('api error reports', () => {
   before(async () => {
     await createApiFixtures();
     await withClient(cfg.rootUrl, (c) => c.query(`delete from ballast_worker._private_jobs j using ballast_worker._private_tasks t
-      where t.id = j.task_id and t.identifier = 'report_error'`));
+      where t.id = j.task_id and t.identifier = 'ballast_report_error'`));
     sink = http.createServer((req, res) => {
       let text = '';
       req.on('data', (d) => { text += d; });
@@ -38,17 +38,17 @@ describe('api error reports', () => {
     await new Promise((resolve) => sink.close(resolve));
     await dropApiFixtures();
     await withClient(cfg.rootUrl, (c) => c.query(`delete from ballast_worker._private_jobs j using ballast_worker._private_tasks t
-      where t.id = j.task_id and t.identifier = 'report_error'`));
+      where t.id = j.task_id and t.identifier = 'ballast_report_error'`));
   });
 
-  it('answers a database-internal error with 500, leaking nothing, and queues a report_error job', async () => {
+  it('answers a database-internal error with 500, leaking nothing, and queues a ballast_report_error job', async () => {
     const r = await gql(api.url, 'query Boom { ballastTestFail(sqlstate: "XX000") }', { headers: { 'x-request-id': 'report-test-0001' } });
     assert.equal(r.status, 500);
     assert.deepEqual(r.body.errors, [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: 'report-test-0001' } }]);
     assert.doesNotMatch(JSON.stringify(r.body), /ballast test failure/);
-    const job = await waitFor('the report_error job', () => withClient(cfg.rootUrl, async (c) => (await c.query<{ payload: Record<string, unknown> }>(
+    const job = await waitFor('the ballast_report_error job', () => withClient(cfg.rootUrl, async (c) => (await c.query<{ payload: Record<string, unknown> }>(
       `select j.payload from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id
-       where t.identifier = 'report_error' and j.payload->>'first_request_id' = 'report-test-0001'`)).rows[0]));
+       where t.identifier = 'ballast_report_error' and j.payload->>'first_request_id' = 'report-test-0001'`)).rows[0]));
     assert.equal(job.payload.status, 500);
     assert.equal(job.payload.code, 'INTERNAL_SERVER_ERROR');
     assert.equal(job.payload.operation_name, 'Boom');
@@ -63,12 +63,12 @@ describe('api error reports', () => {
     await waitFor('the 504 report', () => withClient(cfg.rootUrl, async (c) => (await c.query(
       `select 1 from ballast_worker._private_jobs where payload->>'first_request_id' = 'report-test-0002'`)).rows[0]));
     const count = await withClient(cfg.rootUrl, async (c) => (await c.query<{ n: number }>(
-      `select count(*)::int as n from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id where t.identifier = 'report_error'`)).rows[0].n);
+      `select count(*)::int as n from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id where t.identifier = 'ballast_report_error'`)).rows[0].n);
     assert.equal(count, 2, 'one job per 5xx, none for the 400');
   });
 
   it('the worker posts the report to ERROR_REPORT_URL and retries when it fails', async () => {
-    const worker = startNode('worker/main.ts', { ERROR_REPORT_URL: sinkUrl, LOG_LEVEL: 'warn' });
+    const worker = startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, ERROR_REPORT_URL: sinkUrl, LOG_LEVEL: 'warn' });
     try {
       await waitFor('both reports delivered, the first after one retry', async () => (received.filter((x) => x.status === 204).length >= 2 ? true : undefined), 30_000);
       const boom = received.filter((x) => x.body.first_request_id === 'report-test-0001');
@@ -78,7 +78,7 @@ describe('api error reports', () => {
       assert.ok(received.filter((x) => x.body.first_request_id === first.body.first_request_id).length >= 2, 'and was retried');
       assert.equal(received.at(-1)!.body.source, 'ballast-api');
       await waitFor('the jobs to be done', () => withClient(cfg.rootUrl, async (c) => ((await c.query(
-        `select 1 from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id where t.identifier = 'report_error'`)).rowCount === 0 ? true : undefined)));
+        `select 1 from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id where t.identifier = 'ballast_report_error'`)).rowCount === 0 ? true : undefined)));
     } finally {
       assert.equal(await stop(worker), 0, worker.output());
     }

@@ -8,6 +8,12 @@ import { ROOT, dbConfig } from '../scripts/lib/config.ts';
 
 export const cfg = dbConfig();
 
+/**
+ * In npm test's pass through PgBouncer (transaction mode), the authenticator's URL through it
+ * (scripts/lib/pgbouncer.ts); startApi sends the API's connections there. Undefined in the direct pass.
+ */
+export const pgBouncerUrl = process.env.BALLAST_TEST_PGBOUNCER_URL || undefined;
+
 export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -36,9 +42,15 @@ after(async () => {
 });
 process.once('exit', () => { for (const p of live) p.proc.kill('SIGKILL'); });
 
+/**
+ * Node's flags for a process of this checkout: `ballast-source` resolves the package's own names
+ * (ballast, ballast/postgraphile, ballast/worker) to the TypeScript sources instead of dist/.
+ */
+export const NODE_ARGS = ['--conditions=ballast-source'];
+
 /** Starts `node <script>` from the project root with extra environment; output is collected. */
 export function startNode(script: string, env: Record<string, string> = {}): Proc {
-  const proc = spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...NODE_ARGS, path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });
@@ -64,11 +76,21 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
+/**
+ * Starts the example's API process (example/server.ts: ballast/postgraphile over app_public), connected to
+ * the test database as the authenticator; it may exit at once (configuration tests).
+ */
+export function startServer(env: Record<string, string> = {}): Proc {
+  return startNode('example/server.ts', { AUTH_DATABASE_URL: cfg.authUrl, ...env });
+}
+
 /** Starts the API on a free port and waits until /health/ready answers 200. */
 export async function startApi(env: Record<string, string> = {}): Promise<Proc & { url: string }> {
   const port = await freePort();
   // Rate limits off unless a test turns them on: suites share one database and one client address.
-  const p = startNode('api/main.ts', { PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_QUERY: 'off', RATE_LIMIT_MUTATION: 'off', ...env });
+  // Through pgbouncer: the API's pool connects to it, with named statements off (as README says to).
+  const viaBouncer: Record<string, string> = pgBouncerUrl ? { AUTH_DATABASE_URL: pgBouncerUrl, DB_PREPARED_STATEMENTS: 'off' } : {};
+  const p = startServer({ PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_QUERY: 'off', RATE_LIMIT_MUTATION: 'off', ...viaBouncer, ...env });
   const url = `http://127.0.0.1:${port}`;
   await waitFor('the API to be ready', async () => {
     if (p.proc.exitCode !== null) throw new Error(`api exited ${p.proc.exitCode}: ${p.output()}`);

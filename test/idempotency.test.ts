@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { cfg, startApi, startNode, stop, waitFor, withClient } from './helpers.ts';
+import { cfg, pgBouncerUrl, startApi, startServer, stop, waitFor, withClient } from './helpers.ts';
 
 const run = `idem-test-${randomUUID().slice(0, 8)}`; // prefixes every key and label this file creates
 
@@ -97,6 +97,34 @@ describe('idempotency keys', () => {
       await holder.query('select ballast.idempotency_complete($1, $2, 200, $3)', [`${run}-sql`, `${run}-k`, 'done']);
       const replays = await Promise.all(clients.map(async (c) =>
         (await c.query<{ outcome: string; response_body: string }>('select outcome, response_body from ballast.idempotency_begin($1, $2, $3)', [`${run}-sql`, `${run}-k`, 'h'])).rows[0]));
+      assert.ok(replays.every((r) => r.outcome === 'replay' && r.response_body === 'done'));
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it('SQL with a holder argument: the holder need not stay on one connection (through pgbouncer in its pass)', async () => {
+    // Behind a transaction pooler a caller's statements run on server connections other callers share, so
+    // each names its holder; the holder completes from another connection than the one it began on.
+    const clients = await Promise.all(Array.from({ length: 16 }, async () => {
+      const c = new pg.Client({ connectionString: pgBouncerUrl ?? cfg.authUrl });
+      await c.connect();
+      return c;
+    }));
+    const scope = `${run}-held`;
+    const key = `${run}-k`;
+    const holder = (i: number) => `${run}-holder-${i}`;
+    try {
+      const outcomes = await Promise.all(clients.map(async (c, i) =>
+        (await c.query<{ outcome: string }>('select outcome from ballast.idempotency_begin($1, $2, $3, holder => $4)', [scope, key, 'h', holder(i)])).rows[0].outcome));
+      assert.equal(outcomes.filter((o) => o === 'started').length, 1, `outcomes: ${outcomes.join(' ')}`);
+      const started = outcomes.indexOf('started');
+      const elsewhere = clients[(started + 1) % clients.length];
+      await assert.rejects(elsewhere.query('select ballast.idempotency_complete($1, $2, 200, $3, holder => $4)', [scope, key, 'x', holder(started + 1)]), { code: '55000' });
+      await assert.rejects(elsewhere.query('select ballast.idempotency_complete($1, $2, 200, $3, holder => $4)', [scope, key, 'x', '']), { code: '22023' });
+      await elsewhere.query('select ballast.idempotency_complete($1, $2, 200, $3, holder => $4)', [scope, key, 'done', holder(started)]);
+      const replays = await Promise.all(clients.map(async (c, i) =>
+        (await c.query<{ outcome: string; response_body: string }>('select outcome, response_body from ballast.idempotency_begin($1, $2, $3, holder => $4)', [scope, key, 'h', holder(i)])).rows[0]));
       assert.ok(replays.every((r) => r.outcome === 'replay' && r.response_body === 'done'));
     } finally {
       await Promise.all(clients.map((c) => c.end()));
@@ -253,7 +281,7 @@ describe('idempotency keys', () => {
   });
 
   it('the API refuses bad idempotency settings, all of them at once', async () => {
-    const p = startNode('api/main.ts', { IDEMPOTENCY_REQUIRED_MUTATIONS: 'createFund, drop table', IDEMPOTENCY_LEASE_SECONDS: '0', IDEMPOTENCY_TTL_SECONDS: 'forever' });
+    const p = startServer({ IDEMPOTENCY_REQUIRED_MUTATIONS: 'createFund, drop table', IDEMPOTENCY_LEASE_SECONDS: '0', IDEMPOTENCY_TTL_SECONDS: 'forever' });
     assert.equal(await p.exited, 2);
     assert.match(p.output(), /IDEMPOTENCY_REQUIRED_MUTATIONS must be a comma-separated list of GraphQL mutation names .*got "drop table"/);
     assert.match(p.output(), /IDEMPOTENCY_LEASE_SECONDS must be a whole number from 1 to 3600, got "0"/);

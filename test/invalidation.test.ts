@@ -47,7 +47,7 @@ async function sinkServer(): Promise<SinkServer> {
 }
 
 function startWorker(env: Record<string, string>): Proc {
-  return startNode('worker/main.ts', { LOG_LEVEL: 'info', WORKER_CONCURRENCY: '5', INVALIDATION_POLL_MS: '50', ...env });
+  return startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '5', INVALIDATION_POLL_MS: '50', ...env });
 }
 
 const q = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
@@ -68,7 +68,7 @@ async function cleanup(): Promise<void> {
   await q(`delete from ballast.cache_invalidation_inbox i where exists (select 1 from unnest(i.tags) t where t like $1)`, [`%${RUN}%`]);
   // jobs left locked by killed workers, and the wake-up / cron jobs of the workers this file started
   await q(`delete from ballast_worker._private_jobs where task_id in
-             (select id from ballast_worker._private_tasks where identifier = 'deliver_cache_invalidations')`);
+             (select id from ballast_worker._private_tasks where identifier = 'ballast_deliver_cache_invalidations')`);
 }
 
 describe('cache invalidation delivery', () => {

@@ -53,10 +53,11 @@ it('every metric the dashboard and the alerts use is exported by a running API',
   const used = [...new Set(exprs.flatMap(metricNames))].sort();
   assert.ok(used.includes('http_request_duration_seconds_bucket') && used.includes('ballast_cleanup_schedules_behind'), used.join(' '));
 
-  // Rows that give the labelled gauges a series: a finished cleanup run, a graphile-worker task.
+  // Rows that give the labelled gauges a series: a finished cleanup run, a job of a ballast_ task (the
+  // worker gauges report ballast's tasks only: the schema may be an app's own runner's).
   const runId = await withClient(cfg.rootUrl, async (c) => {
     const hasWorker = (await c.query(`select to_regproc('ballast_worker.add_job') is not null as ok`)).rows[0].ok as boolean;
-    if (hasWorker) await c.query(`select ballast_worker.add_job('ops_metrics_probe', '{}'::json, run_at => now() + interval '1 day', job_key => 'ops_metrics_probe')`);
+    if (hasWorker) await c.query(`select ballast_worker.add_job('ballast_ops_metrics_probe', '{}'::json, run_at => now() + interval '1 day', job_key => 'ballast_ops_metrics_probe')`);
     return (await c.query(`insert into ballast.cleanup_runs (policy, table_name, started_at, finished_at, cutoff, stopped_by)
       values ('ballast.idempotency_keys', 'ballast.idempotency_keys', now(), now(), now(), 'done') returning id`)).rows[0].id as string;
   });
@@ -96,7 +97,7 @@ it('every metric the dashboard and the alerts use is exported by a running API',
     await stop(api);
     await withClient(cfg.rootUrl, async (c) => {
       await c.query('delete from ballast.cleanup_runs where id = $1', [runId]);
-      if ((await c.query(`select to_regproc('ballast_worker.remove_job') is not null as ok`)).rows[0].ok) await c.query(`select ballast_worker.remove_job('ops_metrics_probe')`);
+      if ((await c.query(`select to_regproc('ballast_worker.remove_job') is not null as ok`)).rows[0].ok) await c.query(`select ballast_worker.remove_job('ballast_ops_metrics_probe')`);
     });
   }
 });

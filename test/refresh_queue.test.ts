@@ -130,10 +130,10 @@ it('a processor cancelled in the middle of a refresh leaves the view pending; it
 });
 
 it('the worker reports the refreshes in its log (what npm start shows)', async () => {
-  const worker = startNode('worker/main.ts', { LOG_LEVEL: 'info' });
+  const worker = startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, LOG_LEVEL: 'info' });
   try {
     await withClient(cfg.ownerUrl, (c) => c.query(
-      `select ballast_worker.add_job('log_matview_refreshes', json_build_object('_cron', json_build_object('ts', now())))`));
+      `select ballast_worker.add_job('ballast_log_matview_refreshes', json_build_object('_cron', json_build_object('ts', now())))`));
     await waitFor('the worker to log a refresh of rq_node.slow', async () =>
       (/refreshed rq_node\.slow \(concurrent, \d+ ms\)/.test(worker.output()) ? true : undefined));
   } finally {

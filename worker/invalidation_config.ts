@@ -1,4 +1,5 @@
-// Configuration of cache-invalidation delivery (task deliver_cache_invalidations), from the environment.
+// Configuration of cache-invalidation delivery (task ballast_deliver_cache_invalidations), from the environment
+// (worker/config.ts reads it with the worker's other variables).
 // Every variable is listed in the README's configuration table.
 
 export type SinkName = 'http' | 'redis' | 'log';

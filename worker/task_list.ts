@@ -1,13 +1,16 @@
-// Every task the worker runs, by the identifier jobs are queued under (one file per task in tasks/).
+// Every task ballast's worker runs, by the identifier jobs are queued under (one file per task in tasks/;
+// the file is named for what the task does, the identifier adds the ballast_ namespace).
 import type { TaskList } from 'graphile-worker';
+import { TASKS } from './names.ts';
 import { heartbeat } from './tasks/heartbeat.ts';
 import { log_matview_refreshes } from './tasks/log_matview_refreshes.ts';
 import { deliver_cache_invalidations } from './tasks/deliver_cache_invalidations.ts';
 import { report_error } from './tasks/report_error.ts';
 
+/** ballast's four tasks. In your own runner: `taskList: { ...taskList, ...yourTasks }`. */
 export const taskList: TaskList = {
-  heartbeat,
-  log_matview_refreshes,
-  deliver_cache_invalidations,
-  report_error,
+  [TASKS.heartbeat]: heartbeat,
+  [TASKS.logMatviewRefreshes]: log_matview_refreshes,
+  [TASKS.deliverCacheInvalidations]: deliver_cache_invalidations,
+  [TASKS.reportError]: report_error,
 };

@@ -11,6 +11,7 @@ import { sendError } from '../errors.ts';
 import { classifyOperation } from '../graphql_operation.ts';
 import type { Middleware } from './compose.ts';
 
+const BAD_BODY = 'request body must be a JSON object {"query": "...", "variables": {...}, "operationName": "..."}; batched (array) requests are not supported';
 const DRAIN_MAX = 16 * 1024 * 1024; // past this, an oversize body is not drained: the connection is dropped
 
 type Read = { ok: true; buffer: Buffer } | { ok: false; tooLarge: boolean; received: number };
@@ -39,6 +40,14 @@ export function body(opts: { path: string; limitBytes: number }): Middleware {
       return sendError(req, res, 415, 'UNSUPPORTED_MEDIA_TYPE',
         `content type ${JSON.stringify(type || 'none')} is not accepted: send application/json (or application/graphql)`);
     }
+    // A framework's body parser (express.json()) read the stream already: take what it parsed.
+    const parsedBefore = (req as { body?: unknown }).body;
+    if (req.readableEnded && parsedBefore !== null && typeof parsedBefore === 'object' && !Buffer.isBuffer(parsedBefore)) {
+      if (Array.isArray(parsedBefore)) return sendError(req, res, 400, 'BAD_REQUEST_BODY', BAD_BODY);
+      const b = parsedBefore as Record<string, unknown>;
+      state(req).graphql = { body: b, ...classifyOperation(b.query, b.operationName) };
+      return next();
+    }
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > DRAIN_MAX) {
       res.setHeader('connection', 'close');
@@ -61,7 +70,7 @@ export function body(opts: { path: string; limitBytes: number }): Middleware {
         return sendError(req, res, 400, 'MALFORMED_JSON', `request body is not valid JSON: ${(e as Error).message}`);
       }
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        return sendError(req, res, 400, 'BAD_REQUEST_BODY', 'request body must be a JSON object {"query": "...", "variables": {...}, "operationName": "..."}; batched (array) requests are not supported');
+        return sendError(req, res, 400, 'BAD_REQUEST_BODY', BAD_BODY);
       }
     }
     const b = parsed as Record<string, unknown>;

@@ -53,8 +53,8 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
     // The claim may commit asynchronously: the mutation's own (synchronous) commit flushes the WAL up to and
     // including it, and if the server crashes before that, the claim and the mutation are lost together and
     // the retry starts afresh. The stored result (complete) is never written asynchronously.
-    const begun = sql<Begun>(pool, owner,
-      `select * from ballast.idempotency_begin(${lit(scope)}, ${lit(key)}, ${lit(hash)}, ${lit(ttl)}::interval, ${lit(lease)}::interval)`, false);
+    const begun = sql<Begun>(pool,
+      `select * from ballast.idempotency_begin(${lit(scope)}, ${lit(key)}, ${lit(hash)}, ${lit(ttl)}::interval, ${lit(lease)}::interval, holder => ${lit(owner)})`, false);
     if (flights.has(id)) return { begun: await begun };
     const flight: Flight = { hash, begun, holding: false, leaseEnds: Date.now() + leaseMs,
       done: () => { if (flights.get(id) === flight) flights.delete(id); } };
@@ -96,7 +96,10 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
 
     const { key } = parsed;
     const scope = scopeOf(req);
-    const owner = randomUUID(); // this request's identity as the key's holder (setting ballast.idempotency_owner)
+    // This request's identity as the key's holder, passed to every call: its begin, renewals and completion
+    // run on different pooled connections (behind PgBouncer, on server connections other clients share),
+    // so no per-session default could tell it apart.
+    const owner = randomUUID();
     const log = state(req).log.child({ idempotencyKey: key });
     res.setHeader('idempotency-key', headers[0]);
 
@@ -118,7 +121,7 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
     // loses its key, not a slow one.
     let settled = false;
     const renew = setInterval(() => {
-      sql<{ ends: Date }>(pool, owner, `select ballast.idempotency_extend(${lit(scope)}, ${lit(key)}, ${lit(lease)}::interval) as ends`)
+      sql<{ ends: Date }>(pool, `select ballast.idempotency_extend(${lit(scope)}, ${lit(key)}, ${lit(lease)}::interval, holder => ${lit(owner)}) as ends`)
         .then((r) => { if (flight) flight.leaseEnds = r.ends.getTime(); })
         .catch((err: unknown) => { if (!settled) log.error({ err }, 'could not renew the idempotency lease'); });
     }, leaseMs / 3);
@@ -131,9 +134,9 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
       clearInterval(renew);
       try {
         if (status >= 500) {
-          await sql(pool, owner, `select ballast.idempotency_release(${lit(scope)}, ${lit(key)})`);
+          await sql(pool, `select ballast.idempotency_release(${lit(scope)}, ${lit(key)}, holder => ${lit(owner)})`);
         } else {
-          await sql(pool, owner, `select ballast.idempotency_complete(${lit(scope)}, ${lit(key)}, ${status}, ${lit(responseBody.toString('utf8'))})`);
+          await sql(pool, `select ballast.idempotency_complete(${lit(scope)}, ${lit(key)}, ${status}, ${lit(responseBody.toString('utf8'))}, holder => ${lit(owner)})`);
         }
       } catch (err) {
         // 55000: another request took the key over (this process stalled for longer than the lease), so
@@ -227,13 +230,14 @@ function pathOf(url: string | undefined): string {
   return q >= 0 ? u.slice(0, q) : u;
 }
 
-// One round trip, one implicit transaction (simple protocol): the holder's identity is set for it alone.
-// Values go in as literals because the simple protocol takes no parameters; pg's escapeLiteral quotes them.
+// One round trip, one implicit transaction (simple protocol), so a transaction pooler keeps it on one server
+// connection: with syncCommit off, synchronous_commit is set for that transaction alone. Values go in as
+// literals because the simple protocol takes no parameters; pg's escapeLiteral quotes them.
 const lit = (v: string): string => pg.escapeLiteral(v);
 
-async function sql<T extends pg.QueryResultRow>(pool: pg.Pool, owner: string, statement: string, syncCommit = true): Promise<T> {
-  const settings = `set_config('ballast.idempotency_owner', ${lit(owner)}, true)${syncCommit ? '' : ", set_config('synchronous_commit', 'off', true)"}`;
-  const results = (await pool.query(`select ${settings}; ${statement}`)) as unknown as pg.QueryResult<T>[];
+async function sql<T extends pg.QueryResultRow>(pool: pg.Pool, statement: string, syncCommit = true): Promise<T> {
+  if (syncCommit) return ((await pool.query(statement)) as pg.QueryResult<T>).rows[0];
+  const results = (await pool.query(`select set_config('synchronous_commit', 'off', true); ${statement}`)) as unknown as pg.QueryResult<T>[];
   return results[1].rows[0];
 }
 

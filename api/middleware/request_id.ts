@@ -6,16 +6,20 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import { setState } from '../context.ts';
+import { setState, type RequestState } from '../context.ts';
 import { sendError } from '../errors.ts';
 import type { Middleware } from './compose.ts';
 
 export const WELL_FORMED_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 const forged = new WeakMap<IncomingMessage, string>();
 
-export function requestId(logger: Logger): Middleware {
+/**
+ * The request's state (api/context.ts) with its id. With `header` off, X-Request-Id is neither read nor
+ * echoed; the id is generated all the same, for the logs and request.id.
+ */
+export function requestId(logger: Logger, opts: { header: boolean; anonymousRole: string } = { header: true, anonymousRole: 'ballast_anonymous' }): Middleware {
   return async (req, res, next) => {
-    const given = req.headers['x-request-id'];
+    const given = opts.header ? req.headers['x-request-id'] : undefined;
     let id: string;
     if (typeof given === 'string' && WELL_FORMED_REQUEST_ID.test(given)) {
       id = given;
@@ -23,13 +27,18 @@ export function requestId(logger: Logger): Middleware {
       id = randomUUID();
       if (given !== undefined) forged.set(req, Array.isArray(given) ? given.join(', ') : given);
     }
-    res.setHeader('x-request-id', id);
-    // The request's logger is made on first use: most requests log only pino-http's completion line
-    // (api/middleware/logging.ts), and a pino child costs about as much as that line.
-    let log: Logger | undefined;
-    setState(req, { id, startedAt: performance.now(), claims: null, role: 'ballast_anonymous', get log() { return (log ??= logger.child({ reqId: id })); }, pgSettings: {} });
+    if (opts.header) res.setHeader('x-request-id', id);
+    setState(req, newState(id, logger, opts.anonymousRole));
     await next();
   };
+}
+
+/** A request's state before the JWT middleware has looked at it: anonymous. */
+export function newState(id: string, logger: Logger, anonymousRole: string): RequestState {
+  // The request's logger is made on first use: most requests log only pino-http's completion line
+  // (api/middleware/logging.ts), and a pino child costs about as much as that line.
+  let log: Logger | undefined;
+  return { id, startedAt: performance.now(), claims: null, role: anonymousRole, get log() { return (log ??= logger.child({ reqId: id })); }, pgSettings: {} };
 }
 
 export function rejectForgedRequestId(): Middleware {

@@ -1,6 +1,6 @@
 // api: what the production API's middleware costs. A GraphQL query listing 20 funds as a member,
 // 32 autocannon connections, against (baseline) bare PostGraphile with the same preset and a fixed
-// member identity (bench/lib/api_bare_server.ts) and (ballast) the full API process (api/main.ts:
+// member identity (bench/lib/api_bare_server.ts) and (ballast) the full API process (example/server.ts:
 // request id, pino-http logging at info, metrics, tracing into ballast.performance_metrics, CORS,
 // body limits, JWT verification, the rate limiter's token reservations, query limits).
 //
@@ -35,7 +35,7 @@ function freePort(): Promise<number> {
 
 async function startServer(script: string, env: Record<string, string>): Promise<{ url: string; proc: ChildProcess; stderr: () => string }> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [path.join(ROOT, script)], {
+  const proc = spawn(process.execPath, ['--conditions=ballast-source', path.join(ROOT, script)], {
     cwd: ROOT, env: { ...process.env, PORT: String(port), GRAPHILE_ENV: 'production', ...env }, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
@@ -102,7 +102,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   const claims = { sub: userId, org_id: orgId, role: 'member' };
   const now = Math.floor(Date.now() / 1000);
   const token = await new SignJWT({ ...claims, iat: now, exp: now + 3600 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
-  const common = { DB_POOL_MAX: '10', LOG_LEVEL: 'info' };
+  const common = { AUTH_DATABASE_URL: ctx.cfg.authUrl, DB_POOL_MAX: '10', LOG_LEVEL: 'info' };
   const servers: ChildProcess[] = [];
   const base: Run[] = [];
   const full: Run[] = [];
@@ -111,7 +111,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   try {
     const bare = await startServer('bench/lib/api_bare_server.ts', { ...common, BENCH_CLAIMS: JSON.stringify(claims) });
     servers.push(bare.proc);
-    const api = await startServer('api/main.ts', {
+    const api = await startServer('example/server.ts', {
       ...common, JWT_SECRET: SECRET, RATE_LIMIT_QUERY: '1000000000:1000000', RATE_LIMIT_MUTATION: '1000000000:1000000',
       CORS_ORIGINS: 'https://app.example.com',
     });

@@ -134,7 +134,7 @@ select * from ballast.idempotency_begin('bench-idempotency-replay', 'k' || :k, '
     );
 
     // --- HTTP: the same mutation through the API, without and with an Idempotency-Key
-    const api = await startApiProcess();
+    const api = await startApiProcess(ctx.cfg.authUrl);
     try {
       const body = JSON.stringify({ query: 'mutation($label: String!) { benchIdempotentEffect(input: {label: $label}) { clientMutationId } }', variables: { label: 'bench' } });
       const check = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': `bench-idempotency-http-check-${Date.now()}` }, body });
@@ -230,7 +230,7 @@ async function ensureRedis(): Promise<void> {
   throw new Error('redis-server did not come up on 127.0.0.1:6379');
 }
 
-async function startApiProcess(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startApiProcess(authUrl: string): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = await new Promise<number>((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
       const a = s.address();
@@ -238,8 +238,8 @@ async function startApiProcess(): Promise<{ url: string; stop: () => Promise<voi
     });
   });
   // The rate limiter is measured by the api bench; here it would turn most keyed mutations into 429s.
-  const proc = spawn(process.execPath, [path.join(ROOT, 'api', 'main.ts')], {
-    cwd: ROOT, env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', DB_POOL_MAX: '10', RATE_LIMIT_QUERY: 'off', RATE_LIMIT_MUTATION: 'off' }, stdio: ['ignore', 'ignore', 'pipe'],
+  const proc = spawn(process.execPath, ['--conditions=ballast-source', path.join(ROOT, 'example', 'server.ts')], {
+    cwd: ROOT, env: { ...process.env, AUTH_DATABASE_URL: authUrl, PORT: String(port), LOG_LEVEL: 'warn', DB_POOL_MAX: '10', RATE_LIMIT_QUERY: 'off', RATE_LIMIT_MUTATION: 'off' }, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
   proc.stderr!.on('data', (d) => { stderr += d; });

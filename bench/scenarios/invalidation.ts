@@ -5,7 +5,7 @@
 //   2. 8 pgbench clients of single-row UPDATEs: TPS with no trigger vs invalidate_on_change(), next to a
 //      trigger that upserts a graphile-worker wake-up job (job_key) per statement — the hot row avoided;
 //   3. delivery of N distinct pending tags to a loopback HTTP sink: one worker process running
-//      deliver_cache_invalidations vs one graphile-worker job per tag.
+//      ballast_deliver_cache_invalidations vs one graphile-worker job per tag.
 // Args (key=value): rounds=3 (bulk UPDATE repetitions), seconds=8 (per pgbench run), tps_rounds=3,
 // tags=100000 and baseline_tags=10000 (part 3: the job-per-tag baseline is timed on fewer tags, its rate
 // does not depend on the count and 100k jobs take minutes), parts=1,2,3.
@@ -189,7 +189,8 @@ async function sinkServer(prefix: string): Promise<Sink> {
 }
 
 function startProcess(script: string, env: Record<string, string>, readyPattern: RegExp): Promise<ChildProcess> {
-  const p = spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // --conditions=ballast-source: the example's worker imports ballast/worker by name (this checkout's TypeScript)
+  const p = spawn(process.execPath, ['--conditions=ballast-source', path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => { out += d; if (readyPattern.test(out)) resolve(p); };
@@ -221,13 +222,13 @@ async function delivery(ctx: BenchContext, tags: number, baselineTags: number): 
   const sink = await sinkServer(prefix);
   try {
     // ballast: one worker process; the tags are committed at once, timing starts at the commit
-    const worker = await startProcess('worker/main.ts', { LOG_LEVEL: 'info', INVALIDATION_SINKS: 'http', INVALIDATION_HTTP_URL: sink.url,
+    const worker = await startProcess('example/worker.ts', { WORKER_DATABASE_URL: ctx.cfg.ownerUrl, LOG_LEVEL: 'info', INVALIDATION_SINKS: 'http', INVALIDATION_HTTP_URL: sink.url,
       INVALIDATION_POLL_MS: '50' }, /worker running/);
     let ballastSeconds: number;
     try {
       await new Promise((r) => setTimeout(r, 3000)); // graphile-worker up, the delivery task polling
       await ctx.query(`insert into ballast.cache_invalidation_queue (tag) select $1 || g from generate_series(1, $2::int) g`, [prefix + 'b', tags]);
-      ballastSeconds = await waitCount(ctx, 'part 3: deliver_cache_invalidations', sink, tags, 600_000);
+      ballastSeconds = await waitCount(ctx, 'part 3: ballast_deliver_cache_invalidations', sink, tags, 600_000);
     } finally {
       await stopProcess(worker);
     }

@@ -46,7 +46,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   const admins = await Promise.all(people.filter((p) => p.role === 'admin' && p.n <= 4).map(async (p) => ({ ...p, jwt: await token(p) })));
   const creators = await Promise.all(people.filter((p) => p.role === 'admin' && p.n > 24).map(async (p) => ({ ...p, jwt: await token(p) })));
 
-  const api = await startApiProcess();
+  const api = await startApiProcess(ctx.cfg.authUrl);
   const samples: Sample[] = [];
   const t0 = performance.now();
   const firstErrors: Partial<Record<Journey, string>> = {};
@@ -167,15 +167,15 @@ ${ticks}<text x="${W / 2}" y="${H - 5}" text-anchor="middle" font-size="11">seco
 ${legend}${dots}${lines}</svg>\n`;
 }
 
-async function startApiProcess(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startApiProcess(authUrl: string): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = await new Promise<number>((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
       const a = s.address();
       s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
     });
   });
-  const proc = spawn(process.execPath, [path.join(ROOT, 'api', 'main.ts')], {
-    cwd: ROOT, env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', JWT_SECRET: SECRET }, stdio: ['ignore', 'ignore', 'pipe'],
+  const proc = spawn(process.execPath, ['--conditions=ballast-source', path.join(ROOT, 'example', 'server.ts')], {
+    cwd: ROOT, env: { ...process.env, AUTH_DATABASE_URL: authUrl, PORT: String(port), LOG_LEVEL: 'warn', JWT_SECRET: SECRET }, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
   proc.stderr!.on('data', (d) => { stderr += d; });

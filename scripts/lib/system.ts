@@ -1,4 +1,4 @@
-// Makes sure the system pieces exist (PostgreSQL 15 server, pg_cron, pgTAP, pg_prove; Chromium for tests), installing the
+// Makes sure the system pieces exist (PostgreSQL 15 server, pg_cron, pgTAP, pg_prove; Chromium and PgBouncer for tests), installing the
 // Debian packages when we are root and apt-get is there; otherwise stops with the command that fixes it.
 import fs from 'node:fs';
 import { $ } from 'zx';
@@ -6,6 +6,8 @@ import { fail, log } from './output.ts';
 
 export const PG_MAJOR = 15;
 export const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+/** Debian's pgbouncer package puts it here (sbin: often not on a user's PATH). */
+export const PGBOUNCER_BIN = '/usr/sbin/pgbouncer';
 
 type Need = { what: string; pkg: string; present: () => boolean };
 
@@ -23,9 +25,11 @@ const CLIENT: Need[] = [
   { what: 'pg_prove', pkg: 'pgtap', present: () => onPath('pg_prove') },
 ];
 
-// Only `npm test` needs these: the admin page's browser test drives Debian's Chromium (playwright-core).
+// Only `npm test` needs these: the admin page's browser test drives Debian's Chromium (playwright-core);
+// the API's core tests run a second time through PgBouncer in transaction mode (scripts/lib/pgbouncer.ts).
 const TEST_ONLY: Need[] = [
   { what: 'Chromium (browser tests)', pkg: 'chromium', present: () => fs.existsSync('/usr/bin/chromium') },
+  { what: 'PgBouncer (tests through a transaction pooler)', pkg: 'pgbouncer', present: () => fs.existsSync(PGBOUNCER_BIN) },
 ];
 
 /** Installs what is missing. `server` is false when DATABASE_URL names another server. */

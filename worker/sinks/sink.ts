@@ -1,4 +1,4 @@
-// What every cache-invalidation sink offers the deliver_cache_invalidations task.
+// What every cache-invalidation sink offers the ballast_deliver_cache_invalidations task.
 
 export type Sink = {
   /** Short name for logs and errors: http, redis, log. */

@@ -1,37 +1,57 @@
-// deliver_cache_invalidations: drains ballast.cache_invalidation_queue to the configured sinks.
+// ballast_deliver_cache_invalidations: drains ballast.cache_invalidation_queue to the configured sinks.
 // One run claims batches (drain_cache_invalidation_queue: merge the trigger inbox, then claim with a lease,
 // skip locked), delivers each batch to every sink and acks it, or fails it (backoff, dead letters after
 // max_retries). When the queue is empty it polls every INVALIDATION_POLL_MS until INVALIDATION_RUN_SECONDS
-// are up; worker/crontab starts a run every minute and main.ts one at startup, so a poller is always
-// there and the write path never has to wake anyone. Several runs and several worker processes may drain
-// at once. Delivery is at least once: a batch whose ack is lost (crash, lease expiry) is delivered again.
+// are up; the crontab (worker/crontab.ts) starts a run every minute and run() one at startup, so a poller
+// is always there and the write path never has to wake anyone. Several runs and several worker processes
+// may drain at once. Delivery is at least once: a batch whose ack is lost (crash, lease expiry) is
+// delivered again.
 import pino from 'pino';
 import type { PoolClient } from 'pg';
 import type { JobHelpers, Task } from 'graphile-worker';
 import { CircuitBreaker } from '../circuit_breaker.ts';
 import { invalidationConfig, type InvalidationConfig } from '../invalidation_config.ts';
+import { TASKS } from '../names.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { httpSink } from '../sinks/http.ts';
 import { redisSink } from '../sinks/redis.ts';
 import { logSink } from '../sinks/log.ts';
 
-/** The job key of the wake-up job (also used by ballast.wake_cache_invalidation_worker()). */
-export const DELIVER_JOB_KEY = 'ballast:deliver_cache_invalidations';
 const PROBE_BATCH = 10; // rows a half-open breaker's probe delivery carries
 
-const logger = pino({ name: 'worker', level: process.env.LOG_LEVEL || 'info' }).child({ task: 'deliver_cache_invalidations' });
-const config: InvalidationConfig = invalidationConfig(); // a bad variable stops the worker at startup
+// Set by run() (configureDelivery); in an app's own runner, read from the environment at the first run.
+let settings: { config: InvalidationConfig; logger: pino.Logger } | undefined;
+function current(): { config: InvalidationConfig; logger: pino.Logger } {
+  settings ??= {
+    config: invalidationConfig(process.env),
+    logger: pino({ name: 'worker', level: process.env.LOG_LEVEL || 'info' }).child({ task: TASKS.deliverCacheInvalidations }),
+  };
+  return settings;
+}
+
+/** The sinks' settings and logger for this process's delivery runs (before the first run; run() calls it). */
+export function configureDelivery(opts: { config: InvalidationConfig; logger: pino.Logger }): void {
+  settings = { config: opts.config, logger: opts.logger.child({ task: TASKS.deliverCacheInvalidations }) };
+}
 
 // graphile-worker aborts a running job only after its graceful-shutdown grace period (5 s); a delivery run
-// that is merely polling should stop at once, so it also listens for the signals worker/main.ts stops on.
-const shutdown = new AbortController();
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => shutdown.abort());
+// that is merely polling should stop at once. run() calls stopDeliveryPolling() when its runner begins a
+// graceful shutdown; an app's own runner may do the same (runner.events.on('pool:gracefulShutdown', …)).
+// Not a process signal handler: a library must not change what SIGTERM does to the process it is in.
+let shutdown = new AbortController();
+
+/** Ends every delivery run's polling now (a batch in flight is still acked); runs started later poll again. */
+export function stopDeliveryPolling(): void {
+  shutdown.abort();
+  shutdown = new AbortController();
+}
 
 type Target = { sink: Sink; breaker: CircuitBreaker };
 type Claimed = { id: string; tag: string; attempts: number };
 
 let targets: Target[] | undefined;
 function getTargets(): Target[] {
+  const { config, logger } = current();
   targets ??= config.sinks.map((name) => {
     const sink = name === 'http' ? httpSink({ url: config.httpUrl!, timeoutMs: config.sinkTimeoutMs, authorization: config.httpAuthorization })
       : name === 'redis' ? redisSink({ url: config.redisUrl, tagPrefix: config.redisTagPrefix, timeoutMs: config.sinkTimeoutMs })
@@ -85,6 +105,7 @@ function gate(ts: Target[]): { go: true; probes: Target[] } | { go: false; until
 }
 
 async function deliver(helpers: JobHelpers, ts: Target[], rows: Claimed[]): Promise<void> {
+  const { config, logger } = current();
   const tags = [...new Set(rows.map((r) => r.tag))];
   const results = await Promise.allSettled(ts.map(async (t) => {
     if (t.breaker.acquire() === false) throw new Error(`${t.sink.name} sink: circuit breaker open`);
@@ -114,11 +135,13 @@ async function deliver(helpers: JobHelpers, ts: Target[], rows: Claimed[]): Prom
 }
 
 async function claim(helpers: JobHelpers, size: number): Promise<Claimed[]> {
+  const { config } = current();
   return helpers.withPgClient(async (c: PoolClient) =>
     (await c.query<Claimed>('select id, tag, attempts from ballast.drain_cache_invalidation_queue($1, $2)', [size, config.leaseSeconds])).rows);
 }
 
 export const deliver_cache_invalidations: Task = async (_payload, helpers) => {
+  const { config, logger } = current();
   const ts = getTargets();
   const signal = AbortSignal.any([helpers.abortSignal, shutdown.signal]);
   const deadline = Date.now() + config.runSeconds * 1000;

@@ -1,5 +1,5 @@
-// heartbeat: records that this worker process is alive (ballast.worker_heartbeats).
-// Scheduled every minute by worker/crontab; an operator reads last_seen_at.
+// ballast_heartbeat: records that this worker process is alive (ballast.worker_heartbeats).
+// Scheduled every minute by the crontab (worker/crontab.ts); an operator reads last_seen_at.
 import os from 'node:os';
 import type { Task } from 'graphile-worker';
 

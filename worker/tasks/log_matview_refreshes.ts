@@ -1,7 +1,8 @@
-// log_matview_refreshes: puts the refresh queue's work into the worker log, so `npm start` shows the
-// registered materialized views being refreshed. pg_cron runs the refreshes inside the database
+// ballast_log_matview_refreshes: puts the refresh queue's work into the worker log, so `npm start` shows
+// the registered materialized views being refreshed. pg_cron runs the refreshes inside the database
 // (ballast.process_materialized_view_refreshes); this task only reports them. Scheduled every minute by
-// worker/crontab; each run reports the refreshes that finished in the minute before its scheduled time.
+// the crontab (worker/crontab.ts); each run reports the refreshes that finished in the minute before its
+// scheduled time.
 import type { Task } from 'graphile-worker';
 
 type Refresh = { matview: string; mode: string; ok: boolean; error: string | null; detail: string | null; requests: number; ms: number };

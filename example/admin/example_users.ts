@@ -1,4 +1,4 @@
-// The example logins that app_private.seed_example_data() (sql/app_admin.sql) creates in development,
+// The example logins that app_private.seed_example_data() (example/sql/app_admin.sql) creates in development
 // and the tokens the admin page's development sign-in mints for them. The ids are fixed in both places;
 // test/admin.test.ts checks that they agree.
 import { SignJWT } from 'jose';
