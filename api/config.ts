@@ -55,13 +55,16 @@ export type BallastOptions = {
   /** The authenticator's pool (yours: ballast never ends it), or a connection string for one ballast makes and ends. */
   pool?: pg.Pool;
   connectionString?: string;
-  /** Settings of the pool ballast makes from connectionString. */
+  /**
+   * The pool settings apply to the pool ballast makes from connectionString; the three timeouts apply to
+   * every request's transaction (set_config(…, true)), whichever pool it runs on.
+   */
   database?: {
     poolMax?: number; // 10
     connectTimeoutMs?: number; // 3000: a request never waits longer for a connection (then 503)
-    statementTimeoutMs?: number; // 15000 (0 = none): a request that hits it gets 504
-    lockTimeoutMs?: number; // 5000 (0 = none)
-    idleInTransactionTimeoutMs?: number; // 30000 (0 = none)
+    statementTimeoutMs?: number; // 15000 (0 = the role's default): a request that hits it gets 504
+    lockTimeoutMs?: number; // 5000 (0 = the role's default)
+    idleInTransactionTimeoutMs?: number; // 30000 (0 = the role's default)
     poolIdleTimeoutMs?: number; // 30000
     preparedStatements?: boolean; // true; false behind a transaction pooler (PgBouncer 1.18): api/pool.ts
   };

@@ -25,3 +25,5 @@ export { toNodeMiddleware, fromNodeMiddleware, type NodeMiddleware } from './mid
 export { maybeState as requestState, type RequestState, type Claims } from './context.ts';
 export { sendError } from './errors.ts';
 export { makeLogger } from './logger.ts';
+// a pool of your own behind PgBouncer in transaction mode: new pg.Pool({ Client: UnnamedStatementsClient, … })
+export { UnnamedStatementsClient, transactionSettings } from './pool.ts';

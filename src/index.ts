@@ -9,7 +9,7 @@ export { status, renderStatus, thresholdsFromEnv, DEFAULT_THRESHOLDS, type Statu
 export { preflight, type PreflightResult } from './preflight.ts';
 export {
   idempotencyBegin, idempotencyComplete, idempotencyRelease, registerMatview, requestRefresh, enqueueInvalidation,
-  type Queryable, type IdempotencyOutcome, type Interval,
+  type Queryable, type IdempotencyOutcome, type Interval, type Holder,
 } from './sql_api.ts';
 export { BallastError, type BallastErrorCode } from './errors.ts';
 export { KIT_SCHEMA, WORKER_SCHEMA, KIT_ROLES } from './constants.ts';

@@ -17,15 +17,22 @@ export type IdempotencyOutcome =
   | { outcome: 'mismatch' };
 
 /**
+ * Who holds a key while the work runs: one value per request or job (a UUID, say), given to begin and
+ * again to complete or release. Without one the SQL falls back to a per-session value, which behind a
+ * transaction pooler (PgBouncer) other clients share: name it there.
+ */
+export type Holder = { holder?: string };
+
+/**
  * Claims an idempotency key (ballast.idempotency_begin): 'started' when the caller should do the work
  * and then call idempotencyComplete (or idempotencyRelease on failure); 'replay' with the stored
  * result; 'in_progress' while another holder has it; 'mismatch' when the key was used for another request.
  */
-export async function idempotencyBegin(db: Queryable, o: { scope: string; key: string; requestHash: string; ttl?: Interval; lease?: Interval }): Promise<IdempotencyOutcome> {
+export async function idempotencyBegin(db: Queryable, o: { scope: string; key: string; requestHash: string; ttl?: Interval; lease?: Interval } & Holder): Promise<IdempotencyOutcome> {
   const r = await db.query<{ outcome: string; status_code: number | null; response_body: string | null; retry_after_seconds: number | null }>(
     `select outcome, status_code, response_body, retry_after_seconds
-       from ballast.idempotency_begin($1, $2, $3, coalesce($4::interval, interval '24 hours'), coalesce($5::interval, interval '30 seconds'))`,
-    [o.scope, o.key, o.requestHash, interval(o.ttl), interval(o.lease)]);
+       from ballast.idempotency_begin($1, $2, $3, coalesce($4::interval, interval '24 hours'), coalesce($5::interval, interval '30 seconds'), holder => $6)`,
+    [o.scope, o.key, o.requestHash, interval(o.ttl), interval(o.lease), o.holder ?? null]);
   const row = r.rows[0];
   switch (row.outcome) {
     case 'replay': return { outcome: 'replay', statusCode: row.status_code!, responseBody: row.response_body };
@@ -36,13 +43,13 @@ export async function idempotencyBegin(db: Queryable, o: { scope: string; key: s
 }
 
 /** Stores the result of a started key (ballast.idempotency_complete); later begins replay it. */
-export async function idempotencyComplete(db: Queryable, o: { scope: string; key: string; statusCode: number; responseBody: string | null }): Promise<void> {
-  await db.query('select ballast.idempotency_complete($1, $2, $3, $4)', [o.scope, o.key, o.statusCode, o.responseBody]);
+export async function idempotencyComplete(db: Queryable, o: { scope: string; key: string; statusCode: number; responseBody: string | null } & Holder): Promise<void> {
+  await db.query('select ballast.idempotency_complete($1, $2, $3, $4, holder => $5)', [o.scope, o.key, o.statusCode, o.responseBody, o.holder ?? null]);
 }
 
 /** Gives a started key back without a result (ballast.idempotency_release): a retry runs the work again. */
-export async function idempotencyRelease(db: Queryable, o: { scope: string; key: string }): Promise<void> {
-  await db.query('select ballast.idempotency_release($1, $2)', [o.scope, o.key]);
+export async function idempotencyRelease(db: Queryable, o: { scope: string; key: string } & Holder): Promise<void> {
+  await db.query('select ballast.idempotency_release($1, $2, holder => $3)', [o.scope, o.key, o.holder ?? null]);
 }
 
 /** Registers a materialized view with the refresh queue (ballast.register_matview). */
