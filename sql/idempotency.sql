@@ -101,14 +101,6 @@ $$ language plpgsql immutable;
 comment on function ballast.idempotency_assert_holder(text) is
   E'Raise 22023 unless holder is 1-255 printable ASCII characters (the idempotency functions check their holder argument with it).';
 
--- Earlier versions had the functions below without the holder argument (and not_held without holder). A
--- call written for those signatures resolves to the new ones unchanged (holder defaults to null): drop them.
-drop function if exists ballast.idempotency_begin(text, text, text, interval, interval);
-drop function if exists ballast.idempotency_not_held(text, text, text);
-drop function if exists ballast.idempotency_complete(text, text, int, text);
-drop function if exists ballast.idempotency_release(text, text);
-drop function if exists ballast.idempotency_extend(text, text, interval);
-
 ---- idempotency_begin
 ---- Claims a key (started), or says what the caller gets instead: replay, in_progress or mismatch.
 -- Every function below looks a key up by (scope, key) and runs with enable_seqscan = off. PL/pgSQL keeps
@@ -336,6 +328,37 @@ comment on function ballast.idempotency_extend(text, text, interval, text) is
   E'Renew the lease on a key this caller holds (locked_until = now + lease, never earlier than it was) and return the new end. '
   'A holder that works longer than its lease calls it periodically, so only a crashed holder loses its key. Raises 55000 when the caller does not hold it. '
   'holder: the one given to idempotency_begin (default: the setting ballast.idempotency_owner).';
+
+---- the signatures before the holder argument
+-- Earlier versions had these functions without the holder argument (and not_held without holder). A call
+-- written for those signatures resolves to the new ones unchanged (holder defaults to null), so the old ones
+-- go; EXECUTE a user granted on an old one (README: "grant execute to other roles that need it") is granted
+-- on its successor first, so an upgrade takes no caller's access away.
+do $$
+declare
+  f record;
+  grantee text;
+begin
+  for f in select * from (values
+      ('ballast.idempotency_begin(text, text, text, interval, interval)', 'ballast.idempotency_begin(text, text, text, interval, interval, text)'),
+      ('ballast.idempotency_complete(text, text, int, text)', 'ballast.idempotency_complete(text, text, int, text, text)'),
+      ('ballast.idempotency_release(text, text)', 'ballast.idempotency_release(text, text, text)'),
+      ('ballast.idempotency_extend(text, text, interval)', 'ballast.idempotency_extend(text, text, interval, text)'),
+      ('ballast.idempotency_not_held(text, text, text)', null)) v(old, new)
+  loop
+    continue when to_regprocedure(f.old) is null;
+    for grantee in
+      select a.grantee::regrole::text
+      from pg_proc p cross join aclexplode(p.proacl) a
+      where p.oid = to_regprocedure(f.old) and f.new is not null and a.privilege_type = 'EXECUTE'
+        and a.grantee <> 0 and a.grantee <> p.proowner  -- PUBLIC: privileges.sql decides; the owner has it anyway
+    loop
+      execute format('grant execute on function %s to %s', f.new, grantee);
+    end loop;
+    execute format('drop function %s', f.old);
+  end loop;
+end;
+$$;
 
 revoke all on function ballast.idempotency_assert_key(text, text) from public;
 revoke all on function ballast.idempotency_key_ok(text, text) from public;

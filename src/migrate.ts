@@ -117,7 +117,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   } catch (e) {
     if (!isLockNotAvailable(e)) throw e;
     throw new BallastError('SQL_FAILED',
-      `gave up after ${lockRetries + 1} attempts: each waited more than ${lockTimeoutMs} ms for a lock (${lockWaitDescription(e as Error)}). ` +
+      `gave up after ${lockRetries + 1} attempt${lockRetries ? 's' : ''}: each waited more than ${lockTimeoutMs} ms for a lock (${lockWaitDescription(e as Error)}). ` +
       'Nothing was changed. A long transaction holds a lock on a table this upgrade changes (look in pg_stat_activity and pg_locks): ' +
       'end it, or run migrate again later, or with a larger --lock-timeout or --lock-retries.', LOCK_NOT_AVAILABLE);
   }
@@ -146,6 +146,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     await client.query(`select set_config('ballast.install_authenticator_password', '', true)`);
     result.rolesCreated = (await client.query<{ role_name: string }>(`select role_name from ${KIT_SCHEMA}.created_roles order by 1`)).rows
       .map((r) => r.role_name).filter((r) => !before.has(r));
+    // All of sql/ or none, not the files whose own digest changed: the files depend on each other
+    // (privileges.sql revokes PUBLIC's EXECUTE from functions any file creates, cleanup.sql's built-ins
+    // need the other capabilities' tables, a view in one file reads functions of another), so applying a
+    // subset could leave an upgrade that differs from a fresh install. Re-applying an unchanged file
+    // costs milliseconds and takes no lock a reader or writer would wait for (sql/kit.sql, ensure_*).
     if (opts.force || state.digest !== digest || result.migrationsApplied.length > 0) {
       say(`definitions (${defs.length} files of sql/)`);
       for (const d of defs) await runFile(client, d.name, d.body);

@@ -2,6 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startApi, startServer, stop, withClient, cfg } from './helpers.ts';
+import { kitVersion } from '../src/kit_files.ts';
 
 describe('api process', () => {
   let api: Awaited<ReturnType<typeof startApi>>;
@@ -52,6 +53,67 @@ describe('api readiness', () => {
       assert.match(JSON.stringify(await r.json()), /applied 000000-older, expected/);
     } finally {
       await withClient(cfg.rootUrl, (c) => c.query(`update ballast.migrations set name = $1 where name = '000000-older'`, [newest]));
+      await stop(api);
+    }
+  });
+
+  // A rolling deploy: the database was upgraded to a newer kit (a migration this code does not know, a
+  // newer ballast.version()) while this pod still runs the previous version. Faked with rows the test
+  // adds and removes; the window is the newer kit's ballast.compatible_since() (api/health.ts).
+  async function withNewerKit<T>(fn: (newer: string) => Promise<T>, compatibleSince?: (newer: string) => string): Promise<T> {
+    const [major, minor, patch] = kitVersion().split('-')[0].split('.').map(Number);
+    const newer = `${major}.${minor}.${patch + 1}`;
+    const next = await withClient(cfg.rootUrl, async (c) => (await c.query<{ id: number }>('select max(id) + 1 as id from ballast.migrations')).rows[0].id);
+    const name = `${String(next).padStart(6, '0')}-from-the-future`;
+    const original = await withClient(cfg.rootUrl, async (c) =>
+      (await c.query<{ def: string }>(`select pg_get_functiondef('ballast.compatible_since()'::regprocedure) as def`)).rows[0].def);
+    await withClient(cfg.rootUrl, async (c) => {
+      await c.query('begin');
+      await c.query('insert into ballast.migrations (id, name, version) values ($1, $2, $3)', [next, name, newer]);
+      await c.query(`insert into ballast.installs (version, definitions_sha1) values ($1, 'deploy test')`, [newer]);
+      if (compatibleSince) await c.query(`create or replace function ballast.compatible_since() returns text as $$ select '${compatibleSince(newer)}'::text $$ language sql stable`);
+      await c.query('commit');
+    });
+    try {
+      return await fn(newer);
+    } finally {
+      await withClient(cfg.rootUrl, async (c) => {
+        await c.query('begin');
+        await c.query('delete from ballast.migrations where id = $1', [next]);
+        await c.query(`delete from ballast.installs where definitions_sha1 = 'deploy test'`);
+        await c.query(original);
+        await c.query('commit');
+      });
+    }
+  }
+
+  it('a newer kit within the window stays ready', async () => {
+    const api = await startApi();
+    try {
+      await withNewerKit(async (newer) => {
+        const r = await fetch(`${api.url}/health/ready`);
+        const body = await r.json() as { checks: Record<string, string> };
+        assert.equal(r.status, 200, JSON.stringify(body));
+        assert.equal(body.checks.migrations, 'ok');
+        assert.ok(body.checks.compatibility.startsWith(`the database has ballast ${newer} (migrations up to `) &&
+                  body.checks.compatibility.includes(`newer than this code (${kitVersion()}); it serves code from ballast `), body.checks.compatibility);
+      });
+    } finally {
+      await stop(api);
+    }
+  });
+
+  it('a newer kit outside the window (it serves no code as old as this) is not ready', async () => {
+    const api = await startApi();
+    try {
+      await withNewerKit(async (newer) => {
+        const r = await fetch(`${api.url}/health/ready`);
+        assert.equal(r.status, 503);
+        const body = await r.json() as { checks: Record<string, string> };
+        assert.ok(body.checks.migrations.includes(`which serves code from ballast ${newer} on; this code is ballast ${kitVersion()} `) &&
+                  body.checks.migrations.endsWith('outside the compatibility window'), body.checks.migrations);
+      }, (newer) => newer);
+    } finally {
       await stop(api);
     }
   });

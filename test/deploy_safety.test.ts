@@ -5,6 +5,8 @@
 //     with backoff and succeeds once the transaction ends; a writer loop on that table never waits much
 //     longer than the lock timeout (without it, writers would queue behind the migrate until the long
 //     transaction ended);
+//   - one that cannot get its lock within its retries fails (exit 1), says where it waited, and
+//     changes nothing;
 //   - a migrate with nothing changed takes no lock on the busy tables at all;
 //   - a forced re-apply of unchanged definitions takes no lock a reader or writer would queue behind,
 //     on any kit relation, and re-creates no policy, trigger or view.
@@ -52,11 +54,11 @@ async function holdTransaction(sql: string): Promise<{ release: () => Promise<vo
   };
 }
 
-/** Every relation of the kit a writer or reader could use: tables, materialized views, views. */
-async function kitRelations(): Promise<string[]> {
+/** The kit's relations a writer or reader could use, of the given kinds (r, p, v, m). */
+async function kitRelations(kinds: string[]): Promise<string[]> {
   return withClient(cfg.rootUrl, async (c) => (await c.query<{ r: string }>(
     `select c.oid::regclass::text as r from pg_class c
-      where c.relnamespace = 'ballast'::regnamespace and c.relkind in ('r', 'p', 'm', 'v') order by 1`)).rows.map((x) => x.r));
+      where c.relnamespace = 'ballast'::regnamespace and c.relkind = any($1::"char"[]) order by 1`, [kinds])).rows.map((x) => x.r));
 }
 
 /** The oids of the kit's policies, triggers and views: a re-created object gets a new one. */
@@ -99,13 +101,17 @@ describe('deploy safety', () => {
   });
 
   it('a forced re-apply of unchanged definitions re-creates nothing and takes no lock a reader or writer would wait for', async (t) => {
-    const relations = await kitRelations();
-    assert.ok(relations.length > 20, `the kit's relations: ${relations.join(', ')}`);
+    const tables = await kitRelations(['r', 'p']);
+    const views = await kitRelations(['v', 'm']);
+    assert.ok(tables.length > 15 && views.length >= 4, `the kit's tables ${tables.join(', ')}, views ${views.join(', ')}`);
     const before = await definitionOids();
-    // ROW EXCLUSIVE (a writer's lock) on everything: any SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE or ACCESS
-    // EXCLUSIVE request (CREATE INDEX, CREATE TRIGGER, ALTER TABLE, DROP/CREATE POLICY, CREATE OR
-    // REPLACE VIEW) would wait for it and, with 0 retries, fail the migrate
-    const h = await holdTransaction(`lock table ${relations.join(', ')} in row exclusive mode`);
+    // ROW EXCLUSIVE (a writer's lock) on every table: any SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE or ACCESS
+    // EXCLUSIVE request (CREATE INDEX, CREATE TRIGGER, ALTER TABLE ... ROW LEVEL SECURITY, DROP/CREATE
+    // POLICY) would wait for it and, with 0 retries, fail the migrate. Views and materialized views are
+    // read (ACCESS SHARE, a reader's lock: CREATE OR REPLACE VIEW would wait for it); LOCK TABLE refuses
+    // materialized views, and in ROW EXCLUSIVE mode the views that read the catalog.
+    const h = await holdTransaction(`lock table ${tables.join(', ')} in row exclusive mode; ` +
+      views.map((v) => `select from ${v} limit 0;`).join(' '));
     holders.push(h);
     let r: Result;
     try {
@@ -116,7 +122,26 @@ describe('deploy safety', () => {
     assert.equal(r.code, 0, `a forced migrate had to wait for a lock on a kit relation: ${r.err}`);
     assert.match(r.out, /definitions applied/);
     assert.deepEqual(await definitionOids(), before, 'no policy, trigger or view was dropped and re-created');
-    t.diagnostic(`forced re-apply of sql/ with ${relations.length} kit relations locked ROW EXCLUSIVE: ${Math.round(r.ms)} ms (process included)`);
+    t.diagnostic(`forced re-apply of sql/ while ${tables.length} kit tables were locked ROW EXCLUSIVE and ${views.length} ` +
+      `views and materialized views read: ${Math.round(r.ms)} ms (process included)`);
+  });
+
+  it('a migrate that cannot get its lock within its retries fails with exit 1, says why and changes nothing', async () => {
+    await withClient(cfg.ownerUrl, (c) => c.query('alter policy owner_all on ballast.idempotency_keys using (1 = 1) with check (1 = 1)'));
+    const h = await holdTransaction('lock table ballast.idempotency_keys in row exclusive mode');
+    holders.push(h);
+    let r: Result;
+    try {
+      r = await cli(['migrate', '--database-url', cfg.ownerUrl, '--force', '--no-worker-schema', '--lock-timeout', '100ms', '--lock-retries', '1']);
+    } finally {
+      await h.release();
+    }
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, /lock not available within 100 ms: .*; attempt 1 of 2 rolled back \(nothing changed\), trying again in/);
+    assert.match(r.err, /gave up after 2 attempts: each waited more than 100 ms for a lock \(sql\/idempotency\.sql: canceling statement due to lock timeout, waiting to run: drop policy owner_all on ballast\.idempotency_keys\)\. Nothing was changed\./);
+    const qual = await withClient(cfg.rootUrl, async (c) => (await c.query<{ qual: string }>(
+      `select qual from pg_policies where schemaname = 'ballast' and tablename = 'idempotency_keys' and policyname = 'owner_all'`)).rows[0].qual);
+    assert.equal(qual, '(1 = 1)', 'the policy is as it was: the transaction was rolled back');
   });
 
   it('a deploy that changes a busy table\'s policy during a long transaction: writers wait at most about the lock timeout, the migrate retries and succeeds', async (t) => {
