@@ -111,6 +111,7 @@ create policy funds_delete_admin on app_public.funds for delete to ballast_admin
 -- ballast.admin_audit_log; this restrictive policy makes "admin" mean what it means here (memberships).
 select ballast.enable_audit('app_public.funds');
 select ballast.enable_audit('app_public.memberships');
-drop policy if exists audit_log_app_admin_membership on ballast.audit_log;
-create policy audit_log_app_admin_membership on ballast.audit_log as restrictive for select to ballast_admin
-  using ((select app_private.is_current_org_admin()));
+-- Through ensure_policy, which replaces it only when it differs: a drop and create on ballast.audit_log
+-- would take ACCESS EXCLUSIVE on a busy table at every deploy.
+select ballast.ensure_policy('ballast.audit_log', 'audit_log_app_admin_membership', 'select', array['ballast_admin']::name[],
+  using_expr => '(select app_private.is_current_org_admin())', permissive => false);

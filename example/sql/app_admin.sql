@@ -1,4 +1,4 @@
--- The admin page's reads (/admin, api/admin/): the organisation's audit log with filters, paginated by
+-- The admin page's reads (/admin, example/admin/): the organisation's audit log with filters, paginated by
 -- PostGraphile, and the operational health panels. Both refuse anyone but an admin of the session's
 -- organisation with 42501, so a member sees why (the API's "why denied" hint) instead of an empty page.
 -- The example users that `npm start` seeds in development, for the page's token-minting page, are here too.
