@@ -23,11 +23,17 @@
 -- * Triggers are generated per table with static SQL, so PL/pgSQL caches their plans (no EXECUTE, no
 --   re-planning per statement). A statement with few rows renders every template in one INSERT; a big
 --   one counts distinct placeholder values per template and collapses above collapse_above.
+-- * A tag is 1..512 characters with no whitespace, control character or comma (cache_tag_forbidden_pattern):
+--   CDN surrogate keys are space- or comma-separated lists. Functions refuse such a tag (22023); a trigger
+--   renders the collapsed tag instead of one (only placeholders whose type can print such text are checked).
+-- * Acks and failures are fenced by the claim (id and the attempts the drain returned), and the merge never
+--   folds a change into a claimed row, even after its lease ran out: a worker that outlived its lease can
+--   neither ack a row claimed again since nor mark delivered a change it never sent.
 
 select ballast.owner_only_policy('ballast.cache_invalidation_inbox');
 -- The generated trigger functions run as the writer, so every role may append to the inbox, but only
 -- from inside a trigger: a session cannot queue purges of its choosing with a plain INSERT. Tags are
--- checked (1..512 characters) where the merge reads them.
+-- checked (check_cache_tag's rules) where the merge reads them.
 grant insert on ballast.cache_invalidation_inbox to public;
 select ballast.ensure_policy('ballast.cache_invalidation_inbox', 'append_from_triggers', 'insert', array['public']::name[],
   check_expr => 'pg_trigger_depth() > 0');
@@ -65,10 +71,26 @@ $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_t
 comment on function ballast.wake_cache_invalidation_worker() is
   E'Queue the ballast_deliver_cache_invalidations worker job (in the schema of setting worker_schema) now unless one is already waiting; true when it queued one. The worker also polls, so this only shortens the wait after a restart or a requeue.';
 
+---- cache_tag_forbidden_pattern
+---- The characters a cache tag may not hold, as a regular expression (one place for every check).
+-- A tag is 1..512 characters, none of them whitespace (ASCII or Unicode: spaces, tabs, line breaks,
+-- no-break and zero-width spaces), a control character, or a comma. CDN surrogate-key headers are
+-- space- or comma-separated lists (Fastly Surrogate-Key, Cloudflare Cache-Tag), so one such character
+-- would split a tag into two purges or smuggle a second header line. Everything else ('fund:42',
+-- 'org/7#funds', 'name:Zoë', '$x') is allowed.
+create or replace function ballast.cache_tag_forbidden_pattern()
+returns text as $$
+  select '[[:space:][:cntrl:],\u0085\u00a0\u1680\u180e\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]'::text
+$$ language sql immutable parallel safe;
+comment on function ballast.cache_tag_forbidden_pattern() is
+  E'The regular expression of the characters a cache tag may not hold: whitespace (ASCII and Unicode spaces, line breaks, zero-width spaces), control characters and commas, which separate keys in CDN surrogate-key headers.';
+
 ---- check_cache_tag
----- Raises 22004/22023 unless the tag is 1..512 characters.
+---- Raises 22004/22023 unless the tag is 1..512 characters without whitespace, control characters or commas.
 create or replace function ballast.check_cache_tag(tag text, what text default 'tag')
 returns void as $$
+declare
+  v_bad text;
 begin
   if tag is null then
     raise exception using errcode = '22004', message = format('%s must not be null', what),
@@ -80,10 +102,18 @@ begin
                        left(tag, 40) || case when length(tag) > 40 then '…' else '' end),
       hint = 'Use a short semantic name such as ''fund:42''; hash long keys.';
   end if;
+  v_bad := substring(tag from ballast.cache_tag_forbidden_pattern());
+  if v_bad is not null then
+    raise exception using errcode = '22023',
+      message = format('%s must not contain whitespace, control characters or commas, got %L with U+%s at character %s',
+                       what, left(tag, 60) || case when length(tag) > 60 then '…' else '' end,
+                       upper(lpad(to_hex(ascii(v_bad)), 4, '0')), position(v_bad in tag)),
+      hint = 'CDN surrogate keys are separated by spaces or commas: use '':'', ''-'', ''_'' or ''/'' inside a tag, e.g. ''fund:42'' or ''org-7:funds''.';
+  end if;
 end;
 $$ language plpgsql immutable;
 comment on function ballast.check_cache_tag(text, text) is
-  E'Raise 22004 (null) or 22023 (empty, or over 512 characters) for an unusable cache tag.';
+  E'Raise 22004 (null) or 22023 (empty, over 512 characters, or holding whitespace, a control character or a comma) for an unusable cache tag.';
 
 ---- enqueue_cache_invalidation
 ---- Queues one tag for delivery unless the same tag is already pending within the window.
@@ -99,7 +129,7 @@ begin
   if dedup_window_minutes > 0 and exists (
        select 1 from ballast.cache_invalidation_queue q
        where q.tag = enqueue_cache_invalidation.tag and q.processed_at is null
-         and (q.leased_until is null or q.leased_until < now())
+         and q.leased_until is null   -- never claimed, or failed: not on its way to a sink
          and q.enqueued_at > now() - make_interval(mins => dedup_window_minutes)) then
     -- Covered by a pending row. A worker may claim that row before this transaction commits, so leave a
     -- note in the inbox: the next merge folds it into a pending row, or queues it again if there is none.
@@ -111,7 +141,7 @@ begin
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
 comment on function ballast.enqueue_cache_invalidation(text, int) is
-  E'Queue a cache tag for invalidation. Returns false when an equal tag, enqueued within dedup_window_minutes and not yet claimed by a worker, is pending and covers it (0 disables deduplication).';
+  E'Queue a cache tag for invalidation. Returns false when an equal tag, enqueued within dedup_window_minutes and not claimed by a worker (or failed since), is pending and covers it (0 disables deduplication).';
 
 ---- cache_tag_template
 ---- Parses one invalidate_on_change template against a table: SQL expression, collapsed tag, columns.
@@ -124,9 +154,15 @@ declare
   v_names text[];
   v_cols text[];
   v_max int;
+  v_plain boolean;
   i int;
 begin
-  perform ballast.check_cache_tag(template, 'tag template');
+  -- whole: length only; ' => ' has spaces, so the characters are checked in the parts below
+  if template is null or length(template) not between 1 and 512 then
+    raise exception using errcode = case when template is null then '22004' else '22023' end,
+      message = format('tag template must be 1..512 characters, got %s', coalesce(length(template)::text, 'null')),
+      hint = 'Example: ''fund:{id}'', or ''fund:{id} => funds'' with the tag a bulk change enqueues instead.';
+  end if;
   if position('=>' in template) > 0 then
     v_body := btrim(split_part(template, '=>', 1));
     collapsed := btrim(substr(template, position('=>' in template) + 2));
@@ -152,6 +188,9 @@ begin
     end if;
   end loop;
   v_lits := regexp_split_to_array(v_body, '\{[^{}]*\}');
+  if array_to_string(v_lits, '') ~ ballast.cache_tag_forbidden_pattern() then
+    perform ballast.check_cache_tag(array_to_string(v_lits, ''), format('the text around the placeholders of tag template %L', template));
+  end if;
   collapsed := coalesce(collapsed, array_to_string(v_lits, ''));
   if collapsed = '' then
     raise exception using errcode = '22023',
@@ -169,6 +208,7 @@ begin
   -- Rendered from row d; a NULL placeholder renders NULL (no tag). The longest text each placeholder's
   -- type can print: when the tag cannot pass 512 characters there is nothing to check on the write path.
   v_max := length(array_to_string(v_lits, ''));
+  v_plain := true;
   expr := quote_literal(v_lits[1]);
   for i in 1 .. array_length(v_names, 1) loop
     expr := expr || format(' || (d.%I)::text', v_names[i]) || case when v_lits[i + 1] <> '' then format(' || %L', v_lits[i + 1]) else '' end;
@@ -181,15 +221,25 @@ begin
              end
       from pg_attribute a join pg_type t on t.oid = a.atttypid
       where a.attrelid = tbl and a.attname = v_names[i]);
+    -- types whose text never holds whitespace, a control character or a comma (dates and timestamps
+    -- print a space in some DateStyles, text anything)
+    v_plain := v_plain and (select t.typname in ('int2', 'int4', 'int8', 'oid', 'bool', 'uuid', 'float4', 'float8', 'numeric')
+                            from pg_attribute a join pg_type t on t.oid = a.atttypid
+                            where a.attrelid = tbl and a.attname = v_names[i]);
   end loop;
-  if v_max is null or v_max > 512 then
-    -- may come out too long: fall back to the collapsed tag, an invalidation trigger must never fail the write
+  -- A value that makes an unusable tag (too long, or a character check_cache_tag refuses) falls back to
+  -- the collapsed tag: an invalidation trigger must never fail the write. Generated only for placeholder
+  -- types that can print such a value, so a template over integer or uuid keys costs what it did.
+  if not v_plain then
+    expr := format('case when length(%1$s) > 512 or %1$s ~ %3$L then %2$L else %1$s end', expr, collapsed,
+                   ballast.cache_tag_forbidden_pattern());
+  elsif v_max is null or v_max > 512 then
     expr := format('case when length(%1$s) > 512 then %2$L else %1$s end', expr, collapsed);
   end if;
 end;
 $$ language plpgsql stable;
 comment on function ballast.cache_tag_template(regclass, text) is
-  E'Parse a tag template for invalidate_on_change(): its SQL expression over row d (NULL when a placeholder is NULL), collapsed tag, placeholder columns; rejects unknown columns (42703) and malformed templates (22023).';
+  E'Parse a tag template for invalidate_on_change(): its SQL expression over row d (NULL when a placeholder is NULL; the collapsed tag when the value would make a tag check_cache_tag() refuses), collapsed tag, placeholder columns; rejects unknown columns (42703) and malformed templates or literal text check_cache_tag() refuses (22023).';
 
 ---- invalidate_on_change
 ---- Installs statement-level triggers on a table that enqueue tags rendered from its changed rows.
@@ -214,6 +264,8 @@ declare
   v_count_src text;
   v_uncounted_max int; -- the most rows a statement may change and render every template without counting (UPDATE: OLD+NEW)
   v_body text := '';
+  v_fn_src text;
+  v_quote text;
   v_op text;
   i int;
 begin
@@ -326,8 +378,7 @@ begin
       v_count_src, v_uncounted_max, array_to_string(v_parts, E'\n        union all '), least(16, v_uncounted_max));
   end loop;
 
-  execute format($f$
-create or replace function ballast.%I() returns trigger as $fn$
+  v_fn_src := format($f$
 declare
   n bigint;
 begin%s
@@ -336,8 +387,16 @@ begin%s
   end if;
   return null;
 end;
-$fn$ language plpgsql volatile$f$,
-    v_fn, v_body, v_fixed);
+$f$, v_body, v_fixed);
+  -- Templates are literal text in the body and may contain '$': dollar-quote it with a tag it does not contain.
+  v_quote := '$fn$';
+  i := 0;
+  while position(v_quote in v_fn_src) > 0 loop
+    i := i + 1;
+    v_quote := format('$fn%s$', i);
+  end loop;
+  execute format('create or replace function ballast.%I() returns trigger as %s%s%s language plpgsql volatile',
+    v_fn, v_quote, v_fn_src, v_quote);
   execute format('comment on function ballast.%I() is %L', v_fn,
     format('Generated by ballast.invalidate_on_change(%s, %s, %s): re-run that to change it, stop_invalidating() to remove it.',
            (select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = tbl),
@@ -417,20 +476,24 @@ begin
     select u.tag, min(m.enqueued_at) as enqueued_at
     from moved m cross join lateral unnest(m.tags) as u(tag)
     where length(u.tag) between 1 and 512   -- NULL: a NULL placeholder, no tag
+      and u.tag !~ ballast.cache_tag_forbidden_pattern()  -- the generated triggers never append one (check_cache_tag)
     group by u.tag
   )
+  -- Only a row nobody holds a claim on absorbs a new change. A claimed row stays claimed after its lease
+  -- runs out (leased_until is cleared by ack and fail only): its worker may still be sending the tag from
+  -- before this change, and its ack would then mark the change delivered.
   insert into ballast.cache_invalidation_queue (tag, enqueued_at, next_attempt_at)
   select t.tag, t.enqueued_at, now() from t
   where (select true from ballast.cache_invalidation_queue q
          where q.tag = t.tag and q.processed_at is null
-           and (q.leased_until is null or q.leased_until < now())
+           and q.leased_until is null
            and q.enqueued_at > now() - interval '1 minute' limit 1) is null;
   get diagnostics v_n = row_count;
   return v_n;
 end;
 $$ language plpgsql volatile set jit = off;
 comment on function ballast.merge_cache_invalidation_inbox(int) is
-  E'Move up to max_rows inbox rows (one per triggering statement) into cache_invalidation_queue, skipping tags an unclaimed pending row enqueued within the last minute already covers; returns the queue rows added. drain_cache_invalidation_queue() calls it.';
+  E'Move up to max_rows inbox rows (one per triggering statement) into cache_invalidation_queue, skipping tags an unclaimed pending row enqueued within the last minute already covers (a claimed row never absorbs a change, even after its lease ran out); drops tags check_cache_tag() would refuse; returns the queue rows added. drain_cache_invalidation_queue() calls it.';
 
 ---- drain_cache_invalidation_queue
 ---- Merges the inbox, then claims up to batch_size due rows for lease_seconds (for update skip locked).
@@ -475,49 +538,80 @@ comment on function ballast.drain_cache_invalidation_queue(int, int) is
   E'Merge the trigger inbox, then claim up to batch_size due cache tags for lease_seconds (skip locked, so consumers run side by side). Ack or fail them; unacknowledged rows come back when the lease ends.';
 
 ---- ack_cache_invalidations
----- Marks claimed rows delivered.
-create or replace function ballast.ack_cache_invalidations(ids bigint[])
+---- Marks claimed rows delivered, fenced by the claim: each id with the attempts its drain returned.
+-- A worker that outlived its lease must not ack a row another worker has claimed since (attempts moved
+-- on); the merge never folds a change into a claimed row, so the claim a worker acks covers exactly the
+-- changes it sent.
+drop function if exists ballast.ack_cache_invalidations(bigint[]);  -- 0.2.0's unfenced form
+create or replace function ballast.ack_cache_invalidations(ids bigint[], claim_attempts int[])
 returns int as $$
 declare
   v_n int;
 begin
-  if ids is null then
-    raise exception using errcode = '22004', message = 'ack_cache_invalidations: ids must not be null';
-  end if;
+  perform ballast.check_cache_claims('ack_cache_invalidations', ids, claim_attempts);
   perform set_config('synchronous_commit', 'off', true); -- a lost ack repeats a delivery, nothing worse
   -- coalesce(...) rather than "processed_at is null": that would let the planner, misled by statistics
   -- taken when few rows were pending, walk a whole partial index instead of looking the ids up
-  update ballast.cache_invalidation_queue
+  update ballast.cache_invalidation_queue q
      set processed_at = now(), leased_until = null
-   where id = any(ids) and coalesce(processed_at, 'infinity') = 'infinity';
+    from unnest(ids, claim_attempts) as c(id, attempts)
+   where q.id = c.id and q.attempts = c.attempts and coalesce(q.processed_at, 'infinity') = 'infinity';
   get diagnostics v_n = row_count;
   return v_n;
 end;
 $$ language plpgsql volatile
 set enable_seqscan = off;  -- look the batch up by id, even when stale statistics call the queue empty
-comment on function ballast.ack_cache_invalidations(bigint[]) is
-  E'Mark claimed cache tags delivered; returns how many were still pending.';
+comment on function ballast.ack_cache_invalidations(bigint[], int[]) is
+  E'Mark claimed cache tags delivered: ids with the attempts drain_cache_invalidation_queue() returned for them (the claim). A row claimed again since (its lease ran out) is left alone. Returns how many rows were acked.';
+
+---- check_cache_claims
+---- Raises 22004/22023 unless ids and claim_attempts are two arrays of the same length.
+create or replace function ballast.check_cache_claims(fn text, ids bigint[], claim_attempts int[])
+returns void as $$
+begin
+  if ids is null or claim_attempts is null then
+    raise exception using errcode = '22004',
+      message = format('%s: ids and claim_attempts must not be null, got %s and %s', fn,
+                       coalesce(left(ids::text, 60), 'null'), coalesce(left(claim_attempts::text, 60), 'null')),
+      hint = 'Pass the id and attempts columns drain_cache_invalidation_queue() returned, as two arrays.';
+  end if;
+  if cardinality(ids) <> cardinality(claim_attempts) then
+    raise exception using errcode = '22023',
+      message = format('%s: ids and claim_attempts must be the same length (one claim per id), got %s ids and %s attempts',
+                       fn, cardinality(ids), cardinality(claim_attempts)),
+      hint = 'Pass the id and attempts columns drain_cache_invalidation_queue() returned, in the same order.';
+  end if;
+end;
+$$ language plpgsql immutable;
+comment on function ballast.check_cache_claims(text, bigint[], int[]) is
+  E'Raise 22004 (null) or 22023 (lengths differ) unless ids and claim_attempts describe claims: one attempts value per id.';
 
 ---- fail_cache_invalidations
----- Records a failed delivery: exponential backoff with a cap, dead letter after max_retries failures.
-create or replace function ballast.fail_cache_invalidations(ids bigint[], error text,
-  backoff_base_ms int default 1000, backoff_max_ms int default 600000)
+---- Records a failed delivery of claims: exponential backoff with a cap, dead letter after max_retries
+---- failures, or at once when the sink refused the tags for good (permanent).
+drop function if exists ballast.fail_cache_invalidations(bigint[], text, int, int);  -- 0.2.0's unfenced form
+create or replace function ballast.fail_cache_invalidations(ids bigint[], claim_attempts int[], error text,
+  backoff_base_ms int default 1000, backoff_max_ms int default 600000, permanent boolean default false)
 returns table (rescheduled int, dead_lettered int, next_attempt_at timestamptz) as $$
 #variable_conflict use_column
 declare
   v_error text := left(coalesce(nullif(error, ''), 'delivery failed (no error given)'), 2000);
 begin
-  if ids is null then
-    raise exception using errcode = '22004', message = 'fail_cache_invalidations: ids must not be null';
-  end if;
+  perform ballast.check_cache_claims('fail_cache_invalidations', ids, claim_attempts);
   if backoff_base_ms is null or backoff_base_ms < 1 or backoff_max_ms is null or backoff_max_ms < backoff_base_ms then
     raise exception using errcode = '22023',
       message = format('backoff must satisfy 1 <= backoff_base_ms <= backoff_max_ms, got %s and %s', backoff_base_ms, backoff_max_ms);
   end if;
+  if permanent is null then
+    raise exception using errcode = '22004', message = 'fail_cache_invalidations: permanent must be true or false, got null',
+      hint = 'true when the sink refused these tags for good (a 4xx): they become dead letters at once.';
+  end if;
   perform set_config('synchronous_commit', 'off', true); -- a lost failure repeats a delivery, nothing worse
   with gone as (
     delete from ballast.cache_invalidation_queue q
-     where q.id = any(ids) and coalesce(q.processed_at, 'infinity') = 'infinity' and q.retry_count + 1 >= q.max_retries
+     using unnest(ids, claim_attempts) as c(id, attempts)
+     where q.id = c.id and q.attempts = c.attempts and coalesce(q.processed_at, 'infinity') = 'infinity'
+       and (permanent or q.retry_count + 1 >= q.max_retries)
     returning q.id, q.tag, q.enqueued_at, q.retry_count, q.attempts
   )
   insert into ballast.cache_invalidation_dead_letters (id, tag, enqueued_at, retry_count, attempts, last_error)
@@ -531,7 +625,9 @@ begin
            leased_until = null,
            next_attempt_at = now() + make_interval(secs => least(backoff_max_ms::float8,
                                  backoff_base_ms * power(2::float8, least(q.retry_count, 40))) / 1000)
-     where q.id = any(ids) and coalesce(q.processed_at, 'infinity') = 'infinity'  -- see ack_cache_invalidations
+      from unnest(ids, claim_attempts) as c(id, attempts)
+     where q.id = c.id and q.attempts = c.attempts
+       and coalesce(q.processed_at, 'infinity') = 'infinity'  -- see ack_cache_invalidations
     returning q.next_attempt_at
   )
   select count(*)::int, min(r.next_attempt_at) into rescheduled, next_attempt_at from r;
@@ -539,8 +635,8 @@ begin
 end;
 $$ language plpgsql volatile
 set enable_seqscan = off;  -- look the batch up by id, even when stale statistics call the queue empty
-comment on function ballast.fail_cache_invalidations(bigint[], text, int, int) is
-  E'Record a failed delivery of claimed cache tags: retry after backoff_base_ms * 2^(retry_count-1), capped at backoff_max_ms; after max_retries failures the row moves to cache_invalidation_dead_letters.';
+comment on function ballast.fail_cache_invalidations(bigint[], int[], text, int, int, boolean) is
+  E'Record a failed delivery of claimed cache tags (ids with the attempts drain_cache_invalidation_queue() returned; a row claimed again since is left alone): retry after backoff_base_ms * 2^(retry_count-1), capped at backoff_max_ms; after max_retries failures, or at once when permanent (the sink refused the tags for good), the row moves to cache_invalidation_dead_letters.';
 
 ---- requeue_cache_invalidation_dead_letters
 ---- Puts dead letters (all, or the given ids) back into the queue.

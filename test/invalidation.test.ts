@@ -6,6 +6,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { cfg, startNode, stop, waitFor, withClient, type Proc } from './helpers.ts';
+import { httpSink } from '../worker/sinks/http.ts';
 
 const RUN = randomUUID().slice(0, 8); // every tag, key and table this file creates carries it
 
@@ -15,6 +16,7 @@ type SinkServer = {
   requests: number;
   status: number; // what the next requests answer
   delayMs: number;
+  rejectTag?: string; // a request holding this tag is answered 400 (a tag the endpoint refuses)
   onDelivered?: (tags: string[]) => void; // runs after a 2xx batch is recorded, before it is answered
   close: () => Promise<void>;
 };
@@ -27,7 +29,7 @@ async function sinkServer(): Promise<SinkServer> {
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
       s.requests += 1;
-      const status = s.status;
+      const status = s.rejectTag && (JSON.parse(body) as { tags: string[] }).tags.includes(s.rejectTag) ? 400 : s.status;
       setTimeout(() => {
         if (status >= 200 && status < 300) {
           const tags = (JSON.parse(body) as { tags: string[] }).tags;
@@ -88,6 +90,9 @@ describe('cache invalidation delivery', () => {
       ['select ballast.enqueue_cache_invalidation($1)', [''], '22023'],
       ['select ballast.enqueue_cache_invalidation($1)', [`bad-${RUN}:` + 'x'.repeat(520)], '22023'],
       ['select ballast.enqueue_cache_invalidation($1)', [null], '22004'],
+      ['select ballast.enqueue_cache_invalidation($1)', [`bad-${RUN}:a\nb`], '22023'],
+      ['select ballast.enqueue_cache_invalidation($1)', [`bad-${RUN}:a b`], '22023'],
+      ['select ballast.enqueue_cache_invalidation($1)', [`bad-${RUN}:a,b`], '22023'],
       ['select ballast.enqueue_cache_invalidation($1, $2)', [`bad-${RUN}:window`, -1], '22023'],
       ['select * from ballast.drain_cache_invalidation_queue($1, $2)', [0, 30], '22023'],
       ['select * from ballast.drain_cache_invalidation_queue($1, $2)', [-5, 30], '22023'],
@@ -256,6 +261,100 @@ describe('cache invalidation delivery', () => {
     }
   });
 
+  it('fences acks to their claim: a worker that outlives its lease loses no change', async () => {
+    const prefix = `lease-${RUN}:`;
+    const [one, two] = [`${prefix}1`, `${prefix}2`];
+    sink.got.clear();
+    sink.status = 200;
+    sink.delayMs = 0;
+    type Row = { id: string; attempts: number };
+    // Worker A (this test, with a sink too slow for its 1 s lease) claims both tags.
+    await q(`select ballast.enqueue_cache_invalidation($1), ballast.enqueue_cache_invalidation($2)`, [one, two]);
+    const claimedByA = await q<Row & { tag: string }>(
+      `select id, attempts, tag from ballast.drain_cache_invalidation_queue(1000, 1) where tag like $1 order by tag`, [`${prefix}%`]);
+    assert.equal(claimedByA.length, 2);
+    const ack = async (rows: Row[]) => (await q<{ n: number }>(
+      `select ballast.ack_cache_invalidations($1::bigint[], $2::int[]) as n`, [rows.map((r) => r.id), rows.map((r) => r.attempts)]))[0].n;
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // A's lease runs out; A is still sending
+    // Tag 1: a new change arrives and is merged while A still holds its claim; A then acks what it sent.
+    await q(`select ballast.enqueue_cache_invalidation($1)`, [one]);
+    await q(`select ballast.merge_cache_invalidation_inbox()`);
+    assert.equal(await ack(claimedByA.filter((r) => r.tag === one)), 1, 'A acks tag 1, the claim it still holds');
+    // Tag 2: worker B claims the expired row again (with whatever else is due, for 2 s), then A acks it late.
+    const claimedByB = await q<Row & { tag: string }>(
+      `select id, attempts, tag from ballast.drain_cache_invalidation_queue(1000, 2) where tag like $1`, [`${prefix}%`]);
+    const twoByB = claimedByB.filter((r) => r.tag === two);
+    assert.equal(twoByB.length, 1, 'B claims the row whose lease ran out');
+    assert.equal(await ack(claimedByA.filter((r) => r.tag === two)), 0, 'A\'s ack of a row B has claimed since acks nothing');
+    const [held] = await q<{ leased: boolean }>(`select leased_until > now() as leased from ballast.cache_invalidation_queue where id = $1`, [twoByB[0].id]);
+    assert.equal(held.leased, true, 'the row stays B\'s');
+    assert.equal(await ack(twoByB), 1, 'B acks its own claim');
+    // The change to tag 1 that arrived after A's claim must still reach the sink.
+    const worker = startWorker({ INVALIDATION_SINKS: 'http', INVALIDATION_HTTP_URL: sink.url });
+    try {
+      await waitFor('the change that arrived during A\'s delivery to reach the sink', async () => (sink.got.has(one) ? true : undefined), 10_000);
+      assert.equal(await pendingCount(prefix), 0);
+    } finally {
+      assert.equal(await stop(worker), 0, worker.output());
+    }
+  });
+
+  it('isolates a tag the sink refuses (400): the other 999 of its batch go through at once', async () => {
+    const prefix = `poison-${RUN}:`;
+    const poison = `${prefix}500`;
+    sink.got.clear();
+    sink.status = 200;
+    sink.delayMs = 0;
+    sink.rejectTag = poison;
+    const requestsBefore = sink.requests;
+    await q(`insert into ballast.cache_invalidation_queue (tag) select $1 || g from generate_series(1, 1000) g`, [prefix]);
+    const worker = startWorker({ INVALIDATION_SINKS: 'http', INVALIDATION_HTTP_URL: sink.url, INVALIDATION_BATCH_SIZE: '1000',
+      INVALIDATION_BREAKER_FAILURES: '2' });
+    try {
+      await waitFor('999 tags delivered and the poison tag dead-lettered', async () => {
+        const [d] = await q<{ n: number }>(`select count(*)::int as n from ballast.cache_invalidation_dead_letters where tag like $1`, [`${prefix}%`]);
+        return d.n === 1 && (await pendingCount(prefix)) === 0 ? true : undefined;
+      }, 5_000);
+      const got = [...sink.got.keys()].filter((k) => k.startsWith(prefix));
+      assert.equal(got.length, 999);
+      assert.ok(!sink.got.has(poison));
+      const dead = await q<{ tag: string; retry_count: number; last_error: string }>(
+        `select tag, retry_count, last_error from ballast.cache_invalidation_dead_letters where tag like $1`, [`${prefix}%`]);
+      assert.deepEqual(dead.map((d) => [d.tag, d.retry_count]), [[poison, 1]], 'only the poison tag, after one failure');
+      assert.match(dead[0].last_error, /answered 400/);
+      const [retried] = await q<{ n: number }>(`select count(*)::int as n from ballast.cache_invalidation_queue where tag like $1 and retry_count > 0`, [`${prefix}%`]);
+      assert.equal(retried.n, 0, 'the other tags never failed');
+      const used = sink.requests - requestsBefore;
+      assert.ok(used <= 25, `bisecting 1000 tags for one bad one took ${used} requests (want about 2·log2(1000))`);
+      assert.doesNotMatch(worker.output(), /circuit breaker open/, 'a refused tag does not open the breaker');
+    } finally {
+      sink.rejectTag = undefined;
+      assert.equal(await stop(worker), 0, worker.output());
+    }
+  });
+
+  it('a sink that refuses every tag (a wrong endpoint) fails the batch instead of dead-lettering it', async () => {
+    const prefix = `refuse-all-${RUN}:`;
+    sink.status = 400;
+    sink.delayMs = 0;
+    await q(`insert into ballast.cache_invalidation_queue (tag) select $1 || g from generate_series(1, 100) g`, [prefix]);
+    const worker = startWorker({ INVALIDATION_SINKS: 'http', INVALIDATION_HTTP_URL: sink.url, INVALIDATION_BATCH_SIZE: '100',
+      INVALIDATION_BACKOFF_BASE_MS: '60000' });
+    try {
+      await waitFor('the batch to fail once', async () => {
+        const [r] = await q<{ n: number }>(`select count(*)::int as n from ballast.cache_invalidation_queue
+                                            where tag like $1 and retry_count = 1 and last_error ~ 'refused more than 16 tags'`, [`${prefix}%`]);
+        return r.n === 100 ? true : undefined;
+      }, 10_000);
+      const [d] = await q<{ n: number }>(`select count(*)::int as n from ballast.cache_invalidation_dead_letters where tag like $1`, [`${prefix}%`]);
+      assert.equal(d.n, 0, 'no tag became a dead letter');
+    } finally {
+      sink.status = 200;
+      assert.equal(await stop(worker), 0, worker.output());
+      await q(`delete from ballast.cache_invalidation_queue where tag like $1`, [`${prefix}%`]);
+    }
+  });
+
   it('lets two worker processes drain the same queue at once', async (t) => {
     const prefix = `two-${RUN}:`;
     sink.got.clear();
@@ -321,6 +420,35 @@ describe('cache invalidation to Redis', () => {
       assert.equal(await redis.get(`${keyPrefix}page:/funds/2`), 'other fund', 'a key of another tag stays');
     } finally {
       assert.equal(await stop(worker), 0, worker.output());
+    }
+  });
+});
+
+describe('HTTP sink', () => {
+  it('does not follow a redirect, so the Authorization header goes nowhere else', async () => {
+    const seen: { path: string; authorization?: string }[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push({ path: req.url ?? '', authorization: req.headers.authorization });
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/purge') res.writeHead(307, { location: '/elsewhere' }).end();
+        else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const sink = httpSink({ url: `http://127.0.0.1:${port}/purge`, timeoutMs: 2000, authorization: 'Bearer s3cret' });
+      await assert.rejects(sink.deliver([`redirect-${RUN}:1`]), (e: Error) => {
+        assert.match(e.message, /answered 307/);
+        assert.match(e.message, /not followed/);
+        assert.notEqual(e.name, 'TagsRejectedError', 'a redirect is a failed delivery, retried, not a refused tag');
+        return true;
+      });
+      assert.deepEqual(seen.map((x) => x.path), ['/purge'], 'nothing was sent to the redirect target');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

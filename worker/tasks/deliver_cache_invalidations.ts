@@ -1,8 +1,11 @@
 // ballast_deliver_cache_invalidations: drains ballast.cache_invalidation_queue to the configured sinks.
 // One run claims batches (drain_cache_invalidation_queue: merge the trigger inbox, then claim with a lease,
 // skip locked), delivers each batch to every sink and acks it, or fails it (backoff, dead letters after
-// max_retries). When the queue is empty it polls every INVALIDATION_POLL_MS until INVALIDATION_RUN_SECONDS
-// are up; the crontab (worker/crontab.ts) starts a run every minute and run() one at startup, so a poller
+// max_retries). Acks and failures name the claim (id and attempts), so a run that outlived its lease
+// cannot ack a row another run has claimed since. A tag a sink refuses for good (an HTTP 4xx) is found
+// by halving the batch and dead-lettered alone; the rest of its batch is acked at once, and the circuit
+// breaker does not count it. When the queue is empty it polls every INVALIDATION_POLL_MS until
+// INVALIDATION_RUN_SECONDS are up; the crontab (worker/crontab.ts) starts a run every minute and run() one at startup, so a poller
 // is always there and the write path never has to wake anyone. Several runs and several worker processes
 // may drain at once. Delivery is at least once: a batch whose ack is lost (crash, lease expiry) is
 // delivered again.
@@ -12,12 +15,15 @@ import type { JobHelpers, Task } from 'graphile-worker';
 import { CircuitBreaker } from '../circuit_breaker.ts';
 import { invalidationConfig, type InvalidationConfig } from '../invalidation_config.ts';
 import { TASKS } from '../names.ts';
-import type { Sink } from '../sinks/sink.ts';
+import { TagsRejectedError, type Sink } from '../sinks/sink.ts';
 import { httpSink } from '../sinks/http.ts';
 import { redisSink } from '../sinks/redis.ts';
 import { logSink } from '../sinks/log.ts';
 
 const PROBE_BATCH = 10; // rows a half-open breaker's probe delivery carries
+// A sink that refuses more tags of one batch than this, each on its own, is refusing the request, not the
+// tags (a wrong endpoint or body format): the batch fails and is retried, rather than all becoming dead letters.
+const MAX_REFUSED_PER_BATCH = 16;
 
 // Set by run() (configureDelivery); in an app's own runner, read from the environment at the first run.
 let settings: { config: InvalidationConfig; logger: pino.Logger } | undefined;
@@ -104,32 +110,80 @@ function gate(ts: Target[]): { go: true; probes: Target[] } | { go: false; until
   return { go: true, probes };
 }
 
+/** What one sink made of a batch: delivered, with the tags it refused for good; or failed (retry the batch). */
+type Outcome = { ok: true; rejected: Map<string, string> } | { ok: false; error: string };
+
+/**
+ * Delivers the tags; when the sink refuses the request for good (TagsRejectedError), halves it until the
+ * refused tags stand alone, so one bad tag costs its batch about 2·log2(n) requests instead of stalling it.
+ * Halves go one after the other (no burst on a sink that is refusing things). Any other error ends it.
+ */
+async function bisect(sink: Sink, tags: string[], rejected: Map<string, string>): Promise<void> {
+  try {
+    await sink.deliver(tags);
+  } catch (e) {
+    if (!(e instanceof TagsRejectedError)) throw e;
+    if (tags.length === 1) {
+      rejected.set(tags[0], e.message);
+      if (rejected.size > MAX_REFUSED_PER_BATCH) {
+        throw new Error(`${sink.name} sink refused more than ${MAX_REFUSED_PER_BATCH} tags of one batch one by one, so it refuses the request, not the tags: ${e.message}`);
+      }
+      return;
+    }
+    const mid = Math.ceil(tags.length / 2);
+    await bisect(sink, tags.slice(0, mid), rejected);
+    await bisect(sink, tags.slice(mid), rejected);
+  }
+}
+
+async function deliverTo(t: Target, tags: string[]): Promise<Outcome> {
+  if (t.breaker.acquire() === false) return { ok: false, error: `${t.sink.name} sink: circuit breaker open` };
+  const rejected = new Map<string, string>();
+  try {
+    await bisect(t.sink, tags, rejected);
+  } catch (e) {
+    t.breaker.failure();
+    return { ok: false, error: (e as Error).message };
+  }
+  t.breaker.success(); // it answered: a refused tag says nothing about the sink being down
+  return { ok: true, rejected };
+}
+
 async function deliver(helpers: JobHelpers, ts: Target[], rows: Claimed[]): Promise<void> {
   const { config, logger } = current();
   const tags = [...new Set(rows.map((r) => r.tag))];
-  const results = await Promise.allSettled(ts.map(async (t) => {
-    if (t.breaker.acquire() === false) throw new Error(`${t.sink.name} sink: circuit breaker open`);
-    try {
-      await t.sink.deliver(tags);
-      t.breaker.success();
-    } catch (e) {
-      t.breaker.failure();
-      throw e;
-    }
-  }));
-  const ids = rows.map((r) => r.id);
-  const errors = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+  const outcomes = await Promise.all(ts.map((t) => deliverTo(t, tags)));
+  const errors = outcomes.flatMap((o) => (o.ok ? [] : [o.error]));
+  const rejected = new Map<string, string>(); // tag → why, from every sink that refused it
+  for (const o of outcomes) if (o.ok) for (const [tag, why] of o.rejected) rejected.set(tag, rejected.has(tag) ? `${rejected.get(tag)}; ${why}` : why);
+  const refused = rows.filter((r) => rejected.has(r.tag));
+  const rest = rows.filter((r) => !rejected.has(r.tag));
+  // Each row with the attempts its claim returned: a row claimed again since (our lease ran out) is not ours.
+  const claims = (rs: Claimed[]) => [rs.map((r) => r.id), rs.map((r) => r.attempts)];
   await helpers.withPgClient(async (c: PoolClient) => {
+    const byReason = new Map<string, Claimed[]>(); // one call per distinct error (at most MAX_REFUSED_PER_BATCH per sink)
+    for (const r of refused) {
+      const why = rejected.get(r.tag)!;
+      if (!byReason.has(why)) byReason.set(why, []);
+      byReason.get(why)!.push(r);
+    }
+    for (const [why, rs] of byReason) {
+      await c.query('select * from ballast.fail_cache_invalidations($1::bigint[], $2::int[], $3, $4, $5, permanent => true)',
+        [...claims(rs), why, config.backoffBaseMs, config.backoffMaxMs]);
+    }
+    if (refused.length) logger.error({ tags: refused.map((r) => r.tag).slice(0, 20), count: refused.length, error: rejected.get(refused[0].tag) },
+      `${refused.length} cache tag(s) refused by a sink moved to ballast.cache_invalidation_dead_letters`);
+    if (rest.length === 0) return;
     if (errors.length === 0) {
-      await c.query('select ballast.ack_cache_invalidations($1::bigint[])', [ids]);
-      logger.debug({ tags: tags.length, rows: ids.length }, 'delivered');
+      await c.query('select ballast.ack_cache_invalidations($1::bigint[], $2::int[])', claims(rest));
+      logger.debug({ tags: tags.length - rejected.size, rows: rest.length }, 'delivered');
       return;
     }
     const r = await c.query<{ rescheduled: number; dead_lettered: number; next_attempt_at: Date | null }>(
-      'select * from ballast.fail_cache_invalidations($1::bigint[], $2, $3, $4)',
-      [ids, errors.join('; '), config.backoffBaseMs, config.backoffMaxMs]);
+      'select * from ballast.fail_cache_invalidations($1::bigint[], $2::int[], $3, $4, $5)',
+      [...claims(rest), errors.join('; '), config.backoffBaseMs, config.backoffMaxMs]);
     const { rescheduled, dead_lettered, next_attempt_at } = r.rows[0];
-    logger.warn({ rows: ids.length, rescheduled, deadLettered: dead_lettered, nextAttemptAt: next_attempt_at, errors }, 'delivery failed');
+    logger.warn({ rows: rest.length, rescheduled, deadLettered: dead_lettered, nextAttemptAt: next_attempt_at, errors }, 'delivery failed');
     if (dead_lettered > 0) logger.error({ deadLettered: dead_lettered, errors }, `${dead_lettered} cache tag(s) moved to ballast.cache_invalidation_dead_letters`);
   });
 }
