@@ -41,27 +41,7 @@ select is((select value from ballast.metrics_snapshot() where metric = 'ballast_
 select ok(exists (select 1 from ballast.metrics_snapshot() where metric = 'ballast_worker_jobs_pending' and labels->>'task' = 'ballast_report_error' and value = 2),
           'worker queue depth per task is a gauge');
 
--- A stand-in for an app's own graphile-worker schema: only the public API the kit uses (the jobs view, here
--- a table, add_job, add_jobs, job_spec). test/worker.test.ts runs a real one, with a real runner.
-create schema tap_gw;
-create table tap_gw.jobs (id bigserial primary key, task_identifier text not null, payload json, key text unique,
-  run_at timestamptz not null default now(), attempts int not null default 0, max_attempts int not null default 25,
-  locked_at timestamptz, created_at timestamptz not null default now());
-create type tap_gw.job_spec as (identifier text, payload json, queue_name text, run_at timestamptz,
-  max_attempts smallint, job_key text, priority smallint, flags text[]);
-create function tap_gw.add_jobs(specs tap_gw.job_spec[], job_key_preserve_run_at boolean default false)
-returns setof tap_gw.jobs language sql as $$
-  insert into tap_gw.jobs (task_identifier, payload, key, max_attempts)
-  select s.identifier, s.payload, s.job_key, coalesce(s.max_attempts, 25) from unnest($1) s returning * $$;
-create function tap_gw.add_job(identifier text, payload json default null, queue_name text default null,
-  run_at timestamptz default null, max_attempts int default null, job_key text default null,
-  priority int default null, flags text[] default null, job_key_mode text default 'replace')
-returns tap_gw.jobs language sql as $$
-  insert into tap_gw.jobs (task_identifier, payload, key) values ($1, $2, $6)
-  on conflict (key) do update set task_identifier = excluded.task_identifier, payload = excluded.payload returning * $$;
-grant usage on schema tap_gw to public;
-grant select, insert, update on tap_gw.jobs to public;
-grant usage on all sequences in schema tap_gw to public;
+\ir stand_in_worker_schema.psql
 select ballast.configure('worker_schema', '"tap_gw"');
 select is(ballast.enqueue_error_reports('[{"status": 500}]'), 1, 'enqueue_error_reports: with worker_schema set, queues into that schema');
 select is((select string_agg(task_identifier, ',') from tap_gw.jobs), 'ballast_report_error', 'the job is in the app''s schema');
