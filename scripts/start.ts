@@ -1,7 +1,7 @@
 // npm start: cluster up → migrate → the example's API (example/server.ts) + worker. Ctrl-C or SIGTERM
 // stops the API and the worker, then the cluster if this command started it; nothing is left running.
 import path from 'node:path';
-import { ROOT, dbConfig } from './lib/config.ts';
+import { ROOT, apiEnv, dbConfig } from './lib/config.ts';
 import * as cluster from './lib/cluster.ts';
 import { ensureSystemPackages } from './lib/system.ts';
 import { migrate } from './lib/migrate.ts';
@@ -24,7 +24,8 @@ await migrate(cfg);
 // against a database ballast did not create, the API runs in production mode and nothing is seeded.
 // The API connects as the authenticator of the database chosen here (AUTH_DATABASE_URL): the kit's
 // server knows nothing of this project's clusters.
-const env = { ...process.env, AUTH_DATABASE_URL: cfg.authUrl, GRAPHILE_ENV: process.env.GRAPHILE_ENV || (cfg.managed ? 'development' : 'production') };
+// The API's environment has no other database login (apiEnv drops DATABASE_URL, the owner's password …).
+const env = { ...apiEnv(process.env, cfg.authUrl), GRAPHILE_ENV: process.env.GRAPHILE_ENV || (cfg.managed ? 'development' : 'production') };
 if (!cfg.managed) log('DATABASE_URL names a database ballast did not create: production mode, no example data, no dev tokens');
 if (env.GRAPHILE_ENV === 'development' && cfg.managed) {
   // The example logins the admin page's development sign-in offers (example/sql/app_admin.sql); idempotent.
@@ -43,7 +44,8 @@ const conditions = '--conditions=ballast-source';
 const children: Child[] = [
   startChild('api', node, [conditions, path.join(ROOT, 'example', 'server.ts')], env),
   // the worker LISTENs for jobs: a direct connection, as the example's owner (it installed the kit)
-  startChild('worker', node, [conditions, path.join(ROOT, 'example', 'worker.ts')], { ...env, WORKER_DATABASE_URL: cfg.ownerUrl }),
+  startChild('worker', node, [conditions, path.join(ROOT, 'example', 'worker.ts')],
+    { ...process.env, GRAPHILE_ENV: env.GRAPHILE_ENV, WORKER_DATABASE_URL: cfg.ownerUrl }),
 ];
 
 let stopping = false;

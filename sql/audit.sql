@@ -5,8 +5,10 @@
 -- row, so a 100k-row UPDATE is one set-based insert, not 100k trigger calls. The trigger function is
 -- SECURITY DEFINER (the visitors cannot write the log themselves) and reads the actor from the claims: the
 -- subject (sub) as text, so subjects that are not uuids ('auth0|123') are audited too.
--- The log is append-only for every role, the owner included: UPDATE and TRUNCATE always fail, DELETE
--- only on the cleanup capability's retention path (see tg_audit_log__append_only).
+-- The log is append-only for every role, the owner included: only the audit trigger inserts (see
+-- tg_audit_log__insert_from_audit_trigger), UPDATE and TRUNCATE always fail, DELETE only on the cleanup
+-- capability's retention path (see tg_audit_log__append_only). These are triggers: the owner and superusers
+-- can disable them, and verify__audit reports it.
 
 ---- audit_record_id
 ---- Stable id of one row of one table: 8 bytes from the table name, 8 from the primary key.
@@ -205,6 +207,28 @@ $$ language plpgsql volatile;
 comment on function ballast.tg_audit_log__append_only() is
   E'Keeps ballast.audit_log append-only: UPDATE and TRUNCATE always fail; DELETE only on the retention path.';
 
+---- tg_audit_log__insert_from_audit_trigger
+---- Refuses an INSERT into the audit log unless a trigger (the audit trigger, ballast.tg__audit) makes it.
+-- Visitors have no INSERT on the log; the owner's policy owner_all would let the owner insert rows of its
+-- choosing, i.e. forge history. The audit trigger's INSERT runs inside a trigger (depth 2 here); a direct
+-- INSERT, by any role, the owner and superusers included, does not. Only the depth is checked: naming the
+-- caller (GET DIAGNOSTICS PG_CONTEXT) cost several times more on every audited statement, and a role
+-- that could write a trigger of its own into the log is the owner, who can also disable this one
+-- (verify__audit reports that).
+create or replace function ballast.tg_audit_log__insert_from_audit_trigger()
+returns trigger as $$
+begin
+  if pg_trigger_depth() > 1 then
+    return null;
+  end if;
+  raise exception using errcode = '42501',
+    message = 'ballast.audit_log: rows are written only by the audit trigger (ballast.tg__audit), not by INSERT, for any role',
+    hint = 'Audit a table with ballast.enable_audit(''schema.table''); its changes are then logged here.';
+end;
+$$ language plpgsql volatile;
+comment on function ballast.tg_audit_log__insert_from_audit_trigger() is
+  E'Keeps forged rows out of ballast.audit_log: an INSERT passes only from inside a trigger (ballast.tg__audit), never as a statement of its own.';
+
 ---- audit_log_retention
 ---- The retention that allows deleting audit rows now, or an error saying why deleting is not allowed.
 create or replace function ballast.audit_log_retention()
@@ -253,6 +277,8 @@ comment on function ballast.tg_audit_log__check_retention() is
 
 -- ensure_trigger (sql/kit.sql): audit_log is written by every audited statement; an unchanged trigger is left
 -- as it is, so a deploy takes no lock on it
+select ballast.ensure_trigger('ballast.audit_log', '_100_append_only_insert',
+  'before insert on ballast.audit_log for each statement execute function ballast.tg_audit_log__insert_from_audit_trigger()');
 select ballast.ensure_trigger('ballast.audit_log', '_100_append_only_update',
   'before update on ballast.audit_log for each statement execute function ballast.tg_audit_log__append_only()');
 select ballast.ensure_trigger('ballast.audit_log', '_100_append_only_truncate',
@@ -262,12 +288,85 @@ select ballast.ensure_trigger('ballast.audit_log', '_100_append_only_delete',
 select ballast.ensure_trigger('ballast.audit_log', '_900_retention_delete',
   'after delete on ballast.audit_log referencing old table as old_table for each statement execute function ballast.tg_audit_log__check_retention()');
 
--- Who reads the log: the owner everything; an org admin their organisation's rows (the application may
--- tighten "admin" with a restrictive policy, as sql/app.sql does with its memberships); nobody else.
+---- audit_admin_rule_function
+---- The function a value of the setting audit_admin_rule names, checked; null for no rule.
+create or replace function ballast.audit_admin_rule_function(rule jsonb)
+returns regprocedure as $$
+declare
+  fn regprocedure;
+  returns regtype;
+begin
+  if rule is null or jsonb_typeof(rule) = 'null' then
+    return null;
+  end if;
+  if jsonb_typeof(rule) <> 'string' or length(rule #>> '{}') not between 1 and 200 then
+    raise exception using errcode = '22023',
+      message = format('audit_admin_rule must be a JSON string naming a function of yours (schema.name, no arguments), got %s', rule),
+      hint = 'e.g. select ballast.configure(''audit_admin_rule'', ''"app_private.is_current_org_admin"'')';
+  end if;
+  fn := to_regprocedure((rule #>> '{}') || '()');
+  if fn is null then
+    raise exception using errcode = '42883',
+      message = format('audit_admin_rule: no function %s() without arguments', rule #>> '{}'),
+      hint = 'Create it first (returns boolean: is the session an admin of its organisation?), then configure it; name it with its schema.';
+  end if;
+  select p.prorettype::regtype into returns from pg_catalog.pg_proc p where p.oid = fn;
+  if returns <> 'boolean'::regtype or (select p.proretset or p.prokind <> 'f' from pg_catalog.pg_proc p where p.oid = fn) then
+    raise exception using errcode = '42804',
+      message = format('audit_admin_rule: %s must be a function returning one boolean, it returns %s', fn, returns),
+      hint = 'It answers "is the session an admin of its organisation?" for the audit log''s read policy.';
+  end if;
+  if (select p.pronamespace = 'ballast'::regnamespace from pg_catalog.pg_proc p where p.oid = fn) then
+    raise exception using errcode = '22023',
+      message = format('audit_admin_rule: %s is the kit''s own; name your application''s function', fn);
+  end if;
+  return fn;
+end;
+$$ language plpgsql stable;
+comment on function ballast.audit_admin_rule_function(jsonb) is
+  E'Validates a value of the setting audit_admin_rule (a JSON string naming a function without arguments that returns boolean) and returns that function; null for no rule. 22023, 42883 or 42804 otherwise.';
+
+---- apply_audit_admin_rule
+---- Regenerates ballast.audit_admin_rule() from the setting audit_admin_rule (configure() and every apply call it).
+-- The audit log's read policy asks it once per statement (an init-plan). Generated, like the claim names
+-- (sql/access.sql), so the policy reads no table and calls the application's function directly, as the
+-- visitor. Without a rule it returns false: the role claim alone proves no membership, so the kit shows no
+-- visitor the log until the application says who its admins are.
+create or replace function ballast.apply_audit_admin_rule()
+returns void as $$
+declare
+  fn regprocedure;
+  target text;
+begin
+  begin
+    fn := ballast.audit_admin_rule_function(ballast.setting('audit_admin_rule'));
+  exception when others then
+    fn := null;  -- the function was dropped or changed since configure(): deny, and verify__audit says so
+  end;
+  if fn is not null then
+    select format('%I.%I', n.nspname, p.proname) into target
+    from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace where p.oid = fn;
+  end if;
+  execute format('create or replace function ballast.audit_admin_rule() returns boolean as %L language sql stable',
+                 case when target is null then 'select false' else format('select coalesce(%s(), false)', target) end);
+  execute format('comment on function ballast.audit_admin_rule() is %L',
+    format('Whether the session is an admin of its organisation, for the audit log''s read policy: %s. Generated from the setting audit_admin_rule by ballast.apply_audit_admin_rule(); change it with ballast.configure(''audit_admin_rule'', ...), never by hand.',
+           coalesce(target || '()', 'no rule configured, so no visitor reads the audit log')));
+end;
+$$ language plpgsql volatile;
+comment on function ballast.apply_audit_admin_rule() is
+  E'Regenerate ballast.audit_admin_rule() from the setting audit_admin_rule: a call of the application''s function, or false when none is configured (ballast.configure() and every apply of sql/ call it).';
+
+select ballast.apply_audit_admin_rule();
+grant execute on function ballast.audit_admin_rule() to ballast_admin;
+
+-- Who reads the log: the owner everything; a ballast_admin whose role claim is admin their organisation's
+-- rows, and only when the application's rule (the setting audit_admin_rule) says the session is an admin
+-- of it; nobody else. A role claim alone is not enough: without a rule, no visitor reads the log.
 select ballast.owner_only_policy('ballast.audit_log');
 select ballast.owner_only_policy('ballast.audited_tables');
 select ballast.ensure_policy('ballast.audit_log', 'audit_log_org_admin_read', 'select', array['ballast_admin']::name[],
-  using_expr => $$org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin'$$);
+  using_expr => $$org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin' and (select ballast.audit_admin_rule())$$);
 grant select on ballast.audit_log to ballast_member, ballast_admin;
 
 ---- admin_audit_log
@@ -305,11 +404,11 @@ returns table (check_name text, ok boolean, detail text) as $$
     left join pg_trigger t on t.tgrelid = to_regclass(a.table_name) and t.tgname like '\_900\_audit\_%' and t.tgenabled <> 'D'
    group by a.table_name
   union all
-  select 'audit log append-only', count(*) = 4,
-         format('%s of 4 guard triggers enabled on ballast.audit_log (_100_append_only_update/_truncate/_delete, _900_retention_delete)', count(*))
+  select 'audit log append-only', count(*) = 5,
+         format('%s of 5 guard triggers enabled on ballast.audit_log (_100_append_only_insert/_update/_truncate/_delete, _900_retention_delete)', count(*))
     from pg_trigger t
    where t.tgrelid = 'ballast.audit_log'::regclass and t.tgenabled <> 'D'
-     and t.tgname in ('_100_append_only_update', '_100_append_only_truncate', '_100_append_only_delete', '_900_retention_delete')
+     and t.tgname in ('_100_append_only_insert', '_100_append_only_update', '_100_append_only_truncate', '_100_append_only_delete', '_900_retention_delete')
 $$ language sql stable;
 comment on function ballast.verify__audit() is
   E'Checks for verify_migration_success(): audit triggers on every table in ballast.audited_tables, and the audit log''s append-only triggers.';

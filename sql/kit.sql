@@ -367,7 +367,9 @@ returns table (name text, value jsonb, description text) as $$
     ('visitor_roles', '{}'::jsonb,
      'Database roles of yours that act as the kit''s visitor roles, each mapped to the kit role it is granted (grant ballast_member to authenticated), e.g. {"anon": "ballast_anonymous", "authenticated": "ballast_member"}. verify_migration_success() checks each has exactly that role''s rights and no RLS bypass.'),
     ('worker_schema', '"ballast_worker"'::jsonb,
-     'The graphile-worker schema the kit queues its jobs in (ballast_deliver_cache_invalidations, ballast_report_error) and reads for /metrics. "ballast_worker" for ballast''s own worker (run() from ballast/worker); the schema of your own runner, e.g. "graphile_worker", when you add ballast''s taskList and crontab to it. A JSON string; the role that installed the kit needs rights on that schema''s add_job, add_jobs and jobs.')
+     'The graphile-worker schema the kit queues its jobs in (ballast_deliver_cache_invalidations, ballast_report_error) and reads for /metrics. "ballast_worker" for ballast''s own worker (run() from ballast/worker); the schema of your own runner, e.g. "graphile_worker", when you add ballast''s taskList and crontab to it. A JSON string; the role that installed the kit needs rights on that schema''s add_job, add_jobs and jobs.'),
+    ('audit_admin_rule', 'null'::jsonb,
+     'Your function that says whether the session is an admin of its organisation (no arguments, returns boolean, executable by ballast_admin), e.g. "app_private.is_current_org_admin": ballast.admin_audit_log shows an org''s rows only to a ballast_admin whose role claim is admin and for whom it returns true. A JSON string naming it; null (the default) shows the log to no visitor, because the role claim alone proves no membership.')
 $$ language sql immutable;
 comment on function ballast.setting_defaults() is
   E'The settings ballast.configure() accepts: name, default value (jsonb) and description.';
@@ -398,6 +400,9 @@ begin
     delete from ballast.settings s where s.name = configure.name;
     if name in ('org_claim', 'role_claim') then
       perform ballast.apply_claim_settings();  -- sql/access.sql: the claim names as inlinable literals
+    end if;
+    if name = 'audit_admin_rule' then
+      perform ballast.apply_audit_admin_rule();  -- sql/audit.sql: back to "no visitor reads the log"
     end if;
     return ballast.setting(name);
   end if;
@@ -452,10 +457,16 @@ begin
         hint = 'Name the schema your graphile-worker runner uses (its schema option; graphile_worker by default).';
     end if;
   end if;
+  if name = 'audit_admin_rule' then
+    perform ballast.audit_admin_rule_function(value);  -- sql/audit.sql: raises unless it names a usable function
+  end if;
   insert into ballast.settings as s (name, value) values (configure.name, configure.value)
   on conflict on constraint settings_pkey do update set value = excluded.value, updated_at = now();
   if name in ('org_claim', 'role_claim') then
     perform ballast.apply_claim_settings();
+  end if;
+  if name = 'audit_admin_rule' then
+    perform ballast.apply_audit_admin_rule();
   end if;
   return value;
 end;

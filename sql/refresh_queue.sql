@@ -297,6 +297,37 @@ $$ language plpgsql stable;
 comment on function ballast.assert_matview(regclass, text) is
   E'Input check shared by the refresh-queue functions: raises 22004 for null, 42809 when not a materialized view.';
 
+---- assert_matview_refreshable
+---- Raises 42501 unless the role that runs the processor may refresh the view: it owns it (or is a member of
+---- its owner) and may use its schema. Otherwise the processor would fail on it every minute, backing off.
+create or replace function ballast.assert_matview_refreshable(matview regclass, fn text)
+returns void as $$
+declare
+  -- the processor runs as the kit's owner (pg_cron jobs scheduled by the installer), who owns this function
+  processor name := (select r.rolname from pg_catalog.pg_proc p join pg_catalog.pg_roles r on r.oid = p.proowner
+                     where p.oid = 'ballast.process_materialized_view_refreshes(interval)'::regprocedure);
+  rel record;
+begin
+  select c.relowner::regrole::text as owner, n.nspname as schema_name into rel
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = matview;
+  if not pg_catalog.has_schema_privilege(processor, rel.schema_name, 'USAGE') then
+    raise exception using errcode = '42501',
+      message = format('%s: the refresh processor runs as %I, which may not use schema %I of %s, so it could never refresh it',
+                       fn, processor, rel.schema_name, matview),
+      hint = format('grant usage on schema %I to %I;', rel.schema_name, processor);
+  end if;
+  -- REFRESH MATERIALIZED VIEW needs the view's owner (or a member of it that inherits its rights)
+  if not pg_catalog.pg_has_role(processor, rel.owner::regrole, 'USAGE') then
+    raise exception using errcode = '42501',
+      message = format('%s: %s is owned by %s, but the refresh processor runs as %I, and REFRESH MATERIALIZED VIEW needs the owner',
+                       fn, matview, rel.owner, processor),
+      hint = format('alter materialized view %s owner to %I; (its new owner then needs SELECT on the tables it reads)', matview, processor);
+  end if;
+end;
+$$ language plpgsql stable;
+comment on function ballast.assert_matview_refreshable(regclass, text) is
+  E'Registration check of the refresh queue: raises 42501 unless the processor''s role (the kit''s owner) owns the materialized view, or inherits from its owner, and may use its schema.';
+
 ---- register_matview
 ---- Records a view and installs statement triggers on its source tables; calling it again updates the settings.
 create or replace function ballast.register_matview(
@@ -344,6 +375,7 @@ begin
       message = format('register_matview: max_delay (%s) must be at least debounce (%s)', register_matview.max_delay, register_matview.debounce),
       hint = 'Raise max_delay or lower debounce.';
   end if;
+  perform ballast.assert_matview_refreshable(register_matview.view, 'register_matview');
 
   -- A view dropped and created again (a migration changing its query) has a new oid: forget the old
   -- registration; drop triggers whose flag belongs to no registration.

@@ -4,7 +4,7 @@
 -- (tests_schema.psql): tests.items and tests.memberships stand in for an application's tables.
 begin;
 \ir tests_schema.psql
-select plan(64);
+select plan(72);
 
 select tests.create_org('org A'), tests.create_org('org B');
 select tests.create_user(u) from unnest(array['alice', 'ada', 'bob', 'bea']) u;
@@ -18,10 +18,10 @@ select is((select array_agg(table_name order by table_name) from ballast.audited
 select is((select count(*)::int from pg_trigger where tgrelid = 'tests.items'::regclass and tgname like '\_900\_audit\_%'), 4,
           'items has its four audit triggers');
 
--- The kit lets any org admin (role claim admin) read their organisation's rows, and an application
--- narrows "admin" with a restrictive policy on its own memberships table (docs; the example app does).
--- Such policies of an installed application would hide these fixtures' rows, so they are dropped for
--- this transaction, and the same kind of policy is added for tests.memberships.
+-- The kit shows an org admin (role claim admin) their organisation's rows only when the application's
+-- rule (the setting audit_admin_rule, a function of its own) agrees; the rule here is the fixtures' own
+-- membership check. Restrictive policies an installed application may have added are dropped for this
+-- transaction: they would hide these fixtures' rows.
 do $$
 declare
   p name;
@@ -30,8 +30,7 @@ begin
     execute format('drop policy %I on ballast.audit_log', p);
   end loop;
 end $$;
-create policy audit_log_tests_admin_membership on ballast.audit_log as restrictive for select to ballast_admin
-  using ((select tests.is_current_org_admin()));
+select ballast.configure('audit_admin_rule', '"tests.is_current_org_admin"');
 
 -- Each operation, by an admin in a request: actor, role, org and request id recorded.
 create temp table marks as select coalesce(max(id), 0) as before_id from ballast.audit_log;
@@ -175,9 +174,21 @@ select throws_ok($$select set_config('ballast.cleanup_table', 'ballast.audit_log
                  'the cleanup path without a retention policy deletes nothing');
 select set_config('ballast.cleanup_table', '', true);
 select ballast.add_cleanup_policy('ballast.audit_log', 'occurred_at', '30 days');
+-- Only the audit trigger writes rows: a forged INSERT fails for the owner and the superuser.
 set local role ballast_owner;
+select throws_ok($$insert into ballast.audit_log (table_name, op, actor_role, txid) values ('tests.items', 'DELETE', 'ballast_owner', txid_current())$$,
+                 '42501', 'ballast.audit_log: rows are written only by the audit trigger (ballast.tg__audit), not by INSERT, for any role',
+                 'the owner cannot INSERT a forged audit row');
+reset role;
+select throws_ok($$insert into ballast.audit_log (table_name, op, actor_role, txid) values ('tests.items', 'DELETE', 'postgres', txid_current())$$,
+                 '42501', null, 'the superuser cannot INSERT a forged audit row either');
+select ok((select ok from ballast.verify__audit() where check_name = 'audit log append-only'), 'verify counts the INSERT guard among the append-only triggers');
+-- An old row for the retention tests: only a superuser skipping triggers can write one.
+set local session_replication_role = replica;
 insert into ballast.audit_log (occurred_at, table_name, op, actor_role, txid, request_id)
 values (now() - interval '40 days', 'tests.items', 'DELETE', 'ballast_owner', txid_current(), 'req-old');
+set local session_replication_role = origin;
+set local role ballast_owner;
 select throws_ok($$delete from ballast.audit_log where request_id = 'req-old'$$, '42501', null, 'without ballast.cleanup_table even old rows stay');
 select set_config('ballast.cleanup_table', 'ballast.audit_log', true);
 select throws_ok($$delete from ballast.audit_log where request_id in ('req-old', 'req-insert')$$, '42501', null,
@@ -207,9 +218,22 @@ select is(pg_temp.audit_rows_seen_by('bob', 'org B', 'admin'), 'nothing', 'a mem
 select tests.authenticate_as_anonymous();
 select throws_ok($$select * from ballast.admin_audit_log$$, '42501', null, 'anonymous may not read the audit log');
 select tests.clear_authentication();
-drop policy audit_log_tests_admin_membership on ballast.audit_log;
-select is(pg_temp.audit_rows_seen_by('bob', 'org B', 'admin'), 'org B',
-          'without a restrictive membership policy the kit trusts the admin claim: why an application adds one');
+
+-- Without the application's rule the role claim alone proves nothing: no visitor reads the log.
+select ballast.configure('audit_admin_rule', null);
+select is(pg_temp.audit_rows_seen_by('bob', 'org B', 'admin'), 'nothing',
+          'without an audit_admin_rule a forged admin claim reads no audit rows (the kit denies by default)');
+select is(pg_temp.audit_rows_seen_by('ada', 'org A'), 'nothing',
+          'without an audit_admin_rule not even a real admin reads the log: the kit cannot know who is one');
+select throws_ok($$select ballast.configure('audit_admin_rule', '"tests.no_such_rule"')$$, '42883',
+                 'audit_admin_rule: no function tests.no_such_rule() without arguments', 'a rule naming a missing function is refused');
+select throws_ok($$select ballast.configure('audit_admin_rule', '"tests.current_member_role"')$$, '42804',
+                 'audit_admin_rule: tests.current_member_role() must be a function returning one boolean, it returns text',
+                 'a rule that does not return boolean is refused');
+select throws_ok($$select ballast.configure('audit_admin_rule', '["tests.is_current_org_admin"]')$$, '22023', null,
+                 'a rule that is not a JSON string is refused');
+select ballast.configure('audit_admin_rule', '"tests.is_current_org_admin"');
+select is(pg_temp.audit_rows_seen_by('ada', 'org A'), 'org A', 'configuring the rule again lets the real admin read');
 
 select * from finish();
 rollback;

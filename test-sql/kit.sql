@@ -230,7 +230,7 @@ select ballast.owner_only_policy('ballast.worker_heartbeats');
 select ballast.ensure_trigger('ballast.audit_log', '_900_retention_delete',
   'after delete on ballast.audit_log referencing old table as old_table for each statement execute function ballast.tg_audit_log__check_retention()');
 select ballast.ensure_policy('ballast.audit_log', 'audit_log_org_admin_read', 'select', array['ballast_admin']::name[],
-  using_expr => $$org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin'$$);
+  using_expr => $$org_id = (select ballast.current_org_id()) and (select ballast.current_app_role()) = 'admin' and (select ballast.audit_admin_rule())$$);
 select ballast.ensure_view('ballast.admin_audit_log', pg_get_viewdef('ballast.admin_audit_log'), array['security_invoker=true']);
 select is(array(select l.relation::regclass::text || ' ' || l.mode from pg_locks l
                  where l.pid = pg_backend_pid() and l.locktype = 'relation'

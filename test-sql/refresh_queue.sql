@@ -3,7 +3,7 @@
 -- with backoff, unique-index reasons, status, verify checks, unregistering. The processor procedure
 -- itself commits, so its concurrency is tested in test/refresh_queue.test.ts.
 begin;
-select plan(77);
+select plan(80);
 
 create schema rq_tap;
 create table rq_tap.src (id int primary key, grp int not null, v int not null default 0);
@@ -16,6 +16,21 @@ create unique index on rq_tap.mv (grp);
 create materialized view rq_tap.mv_noidx as select s.grp, sum(s.v) as total from rq_tap.src s group by s.grp;
 create materialized view rq_tap.mv_dup as select s.grp from rq_tap.src s with no data;  -- 10 rows per grp
 create unique index on rq_tap.mv_dup (grp);
+
+-- The processor refreshes as the kit's owner, and REFRESH needs the view's owner: give the fixtures to it,
+-- as an application's migration role would own its views (register_matview refuses views it cannot refresh).
+create function rq_tap.give_to_processor() returns void language plpgsql as $$
+declare
+  processor name := (select proowner::regrole::text from pg_proc where oid = 'ballast.process_materialized_view_refreshes(interval)'::regprocedure);
+  r record;
+begin
+  execute format('alter schema rq_tap owner to %I', processor);
+  for r in select c.oid::regclass as rel, c.relkind from pg_class c
+           where c.relnamespace = 'rq_tap'::regnamespace and c.relkind in ('r', 'v', 'm') loop
+    execute format('alter %s %s owner to %I', case r.relkind when 'm' then 'materialized view' when 'v' then 'view' else 'table' end, r.rel, processor);
+  end loop;
+end $$;
+select rq_tap.give_to_processor();
 
 -- Helpers for this file: a view's refresh triggers; its queue rows; its request flag; expire the flag
 -- (as if the granularity had passed since the last recorded request).
@@ -46,6 +61,27 @@ select throws_ok($$select ballast.register_matview('rq_tap.mv', array['rq_tap.sr
                  '22023', 'register_matview: max_delay must be a positive interval, got -00:01:00', 'a negative max_delay is refused');
 select throws_ok($$select ballast.register_matview('rq_tap.mv', array['rq_tap.src']::regclass[], '30 seconds', '10 seconds')$$,
                  '22023', 'register_matview: max_delay (00:00:10) must be at least debounce (00:00:30)', 'max_delay < debounce is refused');
+-- a view the processor cannot refresh is refused at registration, not failed every minute afterwards
+create role rq_tap_stranger nologin;
+create materialized view rq_tap.strangers as select s.grp from rq_tap.src s group by s.grp;
+alter materialized view rq_tap.strangers owner to rq_tap_stranger;
+select throws_ok($$select ballast.register_matview('rq_tap.strangers', array['rq_tap.src']::regclass[])$$, '42501',
+                 format('register_matview: rq_tap.strangers is owned by rq_tap_stranger, but the refresh processor runs as %I, and REFRESH MATERIALIZED VIEW needs the owner',
+                        (select proowner::regrole::text from pg_proc where oid = 'ballast.process_materialized_view_refreshes(interval)'::regprocedure)),
+                 'a view the processor''s role does not own is refused (42501)');
+create schema rq_tap_closed;
+alter schema rq_tap_closed owner to rq_tap_stranger;
+create materialized view rq_tap_closed.mv as select 1 as x;
+select rq_tap.give_to_processor();  -- the views in rq_tap again; rq_tap_closed.mv below
+select set_config('rq_tap.processor', (select proowner::regrole::text from pg_proc where oid = 'ballast.process_materialized_view_refreshes(interval)'::regprocedure), true);
+do $$ begin execute format('alter materialized view rq_tap_closed.mv owner to %I', current_setting('rq_tap.processor')); end $$;
+select throws_ok($$select ballast.register_matview('rq_tap_closed.mv', array['rq_tap.src']::regclass[])$$, '42501',
+                 format('register_matview: the refresh processor runs as %I, which may not use schema rq_tap_closed of rq_tap_closed.mv, so it could never refresh it',
+                        current_setting('rq_tap.processor')),
+                 'a view in a schema the processor''s role may not use is refused (42501)');
+select is((select count(*) from ballast.registered_matviews where matview in ('rq_tap.strangers'::regclass, 'rq_tap_closed.mv'::regclass)),
+          0::bigint, 'views the processor cannot refresh are not registered');
+drop materialized view rq_tap.strangers;
 select is((select count(*) from ballast.registered_matviews where matview = 'rq_tap.mv'::regclass)
           + (select count(*) from rq_tap.triggers('rq_tap.mv')), 0::bigint, 'refused registrations leave nothing behind');
 select throws_ok($$select ballast.request_refresh('rq_tap.mv')$$, '22023',
@@ -219,6 +255,7 @@ select ok((select ok from ballast.verify__refresh_queue() where check_name = 're
 -- ---- a view dropped and created again (a migration changing its query) is registered afresh
 drop materialized view rq_tap.mv_noidx;
 create materialized view rq_tap.mv_noidx as select s.grp, sum(s.v) as total from rq_tap.src s group by s.grp;
+select rq_tap.give_to_processor();
 select ballast.register_matview('rq_tap.mv_noidx', array['rq_tap.src']::regclass[]);
 select is((select count(*) from ballast.registered_matviews r where not exists (select from pg_class c where c.oid = r.matview)),
           0::bigint, 'the registration of the dropped view is gone');
@@ -244,6 +281,7 @@ insert into rq_tap.parent values (1), (2);
 insert into rq_tap.child values (1, 1, 10), (2, 2, 20);
 create materialized view rq_tap.child_totals as select parent_id, sum(v) as total from rq_tap.child group by parent_id;
 create unique index on rq_tap.child_totals (parent_id);
+select rq_tap.give_to_processor();
 select ballast.register_matview('rq_tap.child_totals', array['rq_tap.child']::regclass[]);
 select ok((select ok from ballast.verify__refresh_queue() where check_name = 'refresh_queue triggers rq_tap.child_totals'),
           'a registered view has its trigger on its source (verify__refresh_queue)');

@@ -4,7 +4,7 @@ import { after } from 'node:test';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, dbConfig } from '../scripts/lib/config.ts';
+import { ROOT, apiEnv, dbConfig } from '../scripts/lib/config.ts';
 
 export const cfg = dbConfig();
 
@@ -49,8 +49,8 @@ process.once('exit', () => { for (const p of live) p.proc.kill('SIGKILL'); });
 export const NODE_ARGS = ['--conditions=ballast-source'];
 
 /** Starts `node <script>` from the project root with extra environment; output is collected. */
-export function startNode(script: string, env: Record<string, string> = {}): Proc {
-  const proc = spawn(process.execPath, [...NODE_ARGS, path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startNode(script: string, env: Record<string, string> = {}, base: NodeJS.ProcessEnv = process.env): Proc {
+  const proc = spawn(process.execPath, [...NODE_ARGS, path.join(ROOT, script)], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });
@@ -81,7 +81,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
  * the test database as the authenticator; it may exit at once (configuration tests).
  */
 export function startServer(env: Record<string, string> = {}): Proc {
-  return startNode('example/server.ts', { AUTH_DATABASE_URL: cfg.authUrl, ...env });
+  // as scripts/start.ts does: no database login but the authenticator's in its environment (apiEnv)
+  return startNode('example/server.ts', env, apiEnv(process.env, cfg.authUrl));
 }
 
 /** Starts the API on a free port and waits until /health/ready answers 200. */

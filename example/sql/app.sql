@@ -108,10 +108,18 @@ create policy funds_delete_admin on app_public.funds for delete to ballast_admin
   using (org_id = (select ballast.current_org_id()) and (select app_private.is_current_org_admin()));
 
 -- The audit log: who changed funds and memberships. An org admin reads their org's rows through
--- ballast.admin_audit_log; this restrictive policy makes "admin" mean what it means here (memberships).
+-- ballast.admin_audit_log; the kit shows them to no visitor until the app says who its admins are: its
+-- rule, the setting audit_admin_rule, makes "admin" mean what it means here (memberships).
 select ballast.enable_audit('app_public.funds');
 select ballast.enable_audit('app_public.memberships');
--- Through ensure_policy, which replaces it only when it differs: a drop and create on ballast.audit_log
--- would take ACCESS EXCLUSIVE on a busy table at every deploy.
-select ballast.ensure_policy('ballast.audit_log', 'audit_log_app_admin_membership', 'select', array['ballast_admin']::name[],
-  using_expr => '(select app_private.is_current_org_admin())', permissive => false);
+select ballast.configure('audit_admin_rule', '"app_private.is_current_org_admin"');
+-- Before the setting existed, this app tied "admin" to memberships with a restrictive policy of its own
+-- on ballast.audit_log; the rule replaces it. Dropped only when present: a drop on ballast.audit_log
+-- takes ACCESS EXCLUSIVE on a busy table.
+do $$
+begin
+  if exists (select from pg_policies where schemaname = 'ballast' and tablename = 'audit_log'
+             and policyname = 'audit_log_app_admin_membership') then
+    drop policy audit_log_app_admin_membership on ballast.audit_log;
+  end if;
+end $$;

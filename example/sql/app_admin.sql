@@ -57,7 +57,7 @@ create or replace function app_public.audit_log(
   since timestamptz default null,
   until timestamptz default null)
 returns setof app_public.audit_log_entry as $$
-  -- RLS on ballast.audit_log (audit_log_org_admin_read + the app's membership policy) limits the rows to
+  -- RLS on ballast.audit_log (audit_log_org_admin_read with the app's rule, the setting audit_admin_rule) limits the rows to
   -- the session's organisation; the filter on org_id lets the planner use audit_log_org_id_idx.
   -- The kit records the subject as text; this app's users are uuids, so a subject that is not one (no
   -- user of this app) shows as a null actor_id.

@@ -22,8 +22,8 @@ select tests.authenticate_as('admin B', 'org B');
 select tests.set_request_id('req-b-1');
 insert into app_public.funds (org_id, name, size) values (tests.id('org B'), 'Fund B1', 300);
 
--- The example's audit wiring (sql/app.sql): funds and memberships are audited, and its restrictive
--- policy on ballast.audit_log makes "admin" mean an admin row in app_public.memberships.
+-- The example's audit wiring (sql/app.sql): funds and memberships are audited, and its rule (the kit's
+-- setting audit_admin_rule) makes "admin" mean an admin row in app_public.memberships.
 select tests.clear_authentication();
 select is((select array_agg(t order by t) from ballast.audited_tables_list() t where t like 'app\_%'),
           array['app_public.funds', 'app_public.memberships'], 'funds and memberships are audited');

@@ -125,6 +125,24 @@ export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: stri
   };
 }
 
+/**
+ * Variables that name or unlock a database login other than the authenticator's. The API process never
+ * gets them: it connects only as the authenticator (AUTH_DATABASE_URL), so a compromised API cannot fall
+ * back to the owner or a superuser (api/env.ts would otherwise build its URL from DATABASE_URL).
+ */
+export const NOT_FOR_API = ['DATABASE_URL', 'WORKER_DATABASE_URL', 'BALLAST_TEST_DATABASE_URL', 'BALLAST_OWNER_PASSWORD',
+  'PGPASSWORD', 'PGPASSFILE', 'PGUSER', 'PGSERVICE', 'PGSERVICEFILE'] as const;
+
+/** The API process's environment: `base` without NOT_FOR_API, with AUTH_DATABASE_URL = authUrl. */
+export function apiEnv(base: NodeJS.ProcessEnv | Record<string, string | undefined>, authUrl: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) {
+    if (v !== undefined && !(NOT_FOR_API as readonly string[]).includes(k)) env[k] = v;
+  }
+  env.AUTH_DATABASE_URL = authUrl;
+  return env;
+}
+
 /** The URL with its password hidden, for messages. */
 export function redact(url: string): string {
   const u = new URL(url);
