@@ -21,6 +21,7 @@ import { RateLimiter } from './rate_limit.ts';
 import { makeTraceWriter } from './tracing.ts';
 import { body } from './middleware/body.ts';
 import { chain, type Middleware } from './middleware/compose.ts';
+import { allowedHosts } from './middleware/allowed_hosts.ts';
 import { cors } from './middleware/cors.ts';
 import { dbGuard } from './middleware/db_guard.ts';
 import { errorReports } from './middleware/error_reports.ts';
@@ -38,7 +39,7 @@ import { tracing } from './middleware/tracing.ts';
 /** The middlewares' names, in the order they run; a piece switched off is absent. */
 export type MiddlewareName =
   | 'requestId' | 'logging' | 'metrics' | 'tracing' | 'errorReports' | 'rejectForgedRequestId' | 'health'
-  | 'shutdownGuard' | 'cors' | 'yours' | 'body' | 'jwt' | 'dbGuard' | 'rateLimit' | 'idempotency';
+  | 'shutdownGuard' | 'allowedHosts' | 'cors' | 'yours' | 'body' | 'jwt' | 'dbGuard' | 'rateLimit' | 'idempotency';
 
 export type Ballast = {
   config: ApiConfig;
@@ -83,15 +84,16 @@ export function createBallast(options: BallastOptions): Ballast {
     ['tracing', traces ? tracing(traces) : null],
     ['errorReports', reports ? errorReports(reports) : null],
     ['rejectForgedRequestId', config.requestIdHeader ? rejectForgedRequestId() : null],
-    ['health', config.health ? health(pool, () => shutdown.shuttingDown) : null],
+    ['health', config.health ? health(pool, () => shutdown.shuttingDown, { readyCacheMs: config.healthReadyCacheMs, logger, dbDown: () => guard.isDown }) : null],
     ['shutdownGuard', config.shutdownGuard ? shutdownGuard(shutdown) : null],
-    ['cors', config.cors ? cors(config.corsOrigins) : null],
+    ['allowedHosts', config.allowedHosts ? allowedHosts(config.allowedHosts) : null],
+    ['cors', config.cors ? cors(config.corsOrigins, config.allowedHosts) : null],
     ['yours', config.middlewares.length ? chain(config.middlewares.map(fromNodeMiddleware)) : null],
     ['body', body({ path: GRAPHQL_PATH, limitBytes: config.bodyLimitBytes })],
     ['jwt', verifier ? jwt(verifier) : null],
     ['dbGuard', config.dbGuard ? dbGuard(guard) : null],
     ['rateLimit', rateLimited ? rateLimit(new RateLimiter(pool, () => metrics.rateLimitDbTakes.inc()), config, guard, metrics) : null],
-    ['idempotency', config.idempotency ? idempotency(pool, config) : null], // after jwt: the key's scope is the JWT subject
+    ['idempotency', config.idempotency ? idempotency(pool, config) : null], // after jwt: the key's scope is the JWT subject, organisation and role
   ];
   const present = list.filter((e): e is [MiddlewareName, Middleware] => e[1] !== null);
   const all = chain(present.map(([, mw]) => mw));

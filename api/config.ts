@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { cidrProblem } from './client_address.ts';
+import { hostProblem, LOOPBACK_HOSTS } from './allowed_hosts.ts';
 import { originProblem } from './cors.ts';
 import type { NodeMiddleware } from './middleware/node.ts';
 
@@ -78,10 +80,14 @@ export type BallastOptions = {
   logLevel?: string;
   /** JWT → role + claims (request.jwt.claims). false: no verification, every request runs as the anonymous role. */
   jwt?: JwtOptions | false;
-  /** "Why denied" hints on 42501 errors. Default on. */
-  whyDenied?: boolean;
-  /** Depth and cost limits of GraphQL documents. Defaults 12, 50000, 100. */
-  limits?: { maxDepth?: number; maxCost?: number; defaultListSize?: number } | false;
+  /** "Why denied" hints on 42501 errors; at most maxQueries explain_access round trips per request (default 3). Default on. */
+  whyDenied?: boolean | { maxQueries?: number };
+  /**
+   * Depth and cost limits of GraphQL documents (cost per request, with the variables' values). Defaults 12, 50000, 100.
+   * A connection or list without first/last gets first: defaultPageSize (default 100); a first/last over maxPageSize
+   * (default 1000) is refused. introspection: false refuses __schema and __type (default true).
+   */
+  limits?: { maxDepth?: number; maxCost?: number; defaultListSize?: number; defaultPageSize?: number; maxPageSize?: number; introspection?: boolean } | false;
   /** Largest GraphQL request body (413 above). Default 100000. */
   bodyLimitBytes?: number;
   /** Accept and echo X-Request-Id (ids are generated for logs and request.id either way). Default on. */
@@ -94,16 +100,26 @@ export type BallastOptions = {
   tracing?: { flushMs?: number; batchRows?: number; bufferMax?: number } | false;
   /** A 5xx queues a report_error job for ballast's worker. Default on. */
   errorReports?: boolean;
-  /** GET /health/live and /health/ready. Default on. */
-  health?: boolean;
+  /** GET /health/live and /health/ready; readiness asks the database at most once per readyCacheMs (default 1000; 0 = every probe). Default on. */
+  health?: boolean | { readyCacheMs?: number };
   /** While shutting down, new requests get 503 and admitted ones may finish for graceMs (default 10000). */
   shutdown?: { graceMs?: number } | false;
+  /**
+   * The host names (or IPs) this server answers for; any other Host header gets 421 (DNS rebinding). Health
+   * and /metrics are exempt. Default: the loopback names (localhost, 127.0.0.1, ::1): list your API's public
+   * names in production. ['*'] serves any Host (no check; the same-origin CORS exemption then trusts any Host).
+   */
+  allowedHosts?: string[];
   /** The CORS allowlist (exact origins); any other Origin gets 403. false: no CORS handling. Default []. */
   cors?: { origins?: string[] } | false;
   /** While the database is unreachable, answer 503 at once. Default on. */
   dbGuard?: boolean;
-  /** Token buckets per subject in PostgreSQL. Defaults query 300 burst / 10 per s, mutation 60 / 1, no trusted proxies. */
-  rateLimit?: { query?: RateLimit; mutation?: RateLimit; trustProxyHops?: number } | false;
+  /**
+   * Token buckets per subject in PostgreSQL. Defaults query 300 burst / 10 per s, mutation 60 / 1, no trusted proxies.
+   * trustProxyHops > 0 reads the client's address from X-Forwarded-For, and only from a peer in trustedProxies
+   * (addresses or CIDRs, e.g. ['10.0.0.0/8']; required then).
+   */
+  rateLimit?: { query?: RateLimit; mutation?: RateLimit; trustProxyHops?: number; trustedProxies?: string[] } | false;
   /** Idempotency-Key on mutations. Defaults: no mutation requires a key, lease 30 s, results kept 86400 s. */
   idempotency?: { requiredMutations?: string[]; leaseSeconds?: number; ttlSeconds?: number } | false;
   /** Handlers of yours, (req, res, next), run after CORS and before the GraphQL body is read (pages, routes). */
@@ -143,6 +159,8 @@ export type ApiConfig = {
   shutdownGraceMs: number;
   // CORS (api/middleware/cors.ts)
   cors: boolean;
+  /** Host names served (lowercase); null: any ('*'). The same-origin CORS exemption applies only to these. */
+  allowedHosts: string[] | null;
   corsOrigins: string[];
   // request body and GraphQL limits (api/middleware/body.ts, api/graphql_limits.ts)
   bodyLimitBytes: number;
@@ -150,7 +168,15 @@ export type ApiConfig = {
   graphqlMaxDepth: number;
   graphqlMaxCost: number;
   graphqlDefaultListSize: number;
+  /** first: this on a connection or list asked without first/last (PostGraphile has no default page size). */
+  graphqlDefaultPageSize: number;
+  /** A first/last above this is refused (PAGE_TOO_LARGE). */
+  graphqlMaxPageSize: number;
+  /** false: __schema and __type are refused (INTROSPECTION_DISABLED). */
+  graphqlIntrospection: boolean;
   whyDenied: boolean;
+  /** At most this many hint queries (explain_access) per request; further denials get an unexplained hint. */
+  whyDeniedMaxQueries: number;
   // JWT (api/jwt.ts)
   jwtEnabled: boolean;
   jwt: JwtKey;
@@ -168,11 +194,15 @@ export type ApiConfig = {
   // rate limiting (api/rate_limit.ts)
   rateLimits: Record<OperationClass, RateLimit>;
   trustProxyHops: number;
+  /** The proxies' addresses or CIDRs: X-Forwarded-For is read only from these peers (api/client_address.ts). */
+  trustedProxies: string[];
   // request ids, logging, health, database guard (api/middleware/)
   requestIdHeader: boolean;
   logging: boolean;
   probeLogSampleRate: number;
   health: boolean;
+  /** /health/ready reuses the database's verdict for this long (probes must not become a query storm). */
+  healthReadyCacheMs: number;
   dbGuard: boolean;
   // metrics (api/metrics.ts, api/db_gauges.ts)
   metrics: boolean;
@@ -216,6 +246,8 @@ export const RANGES = {
   maxDepth: [1, 1000, 12],
   maxCost: [1, 1_000_000_000, 50_000],
   defaultListSize: [1, 1_000_000, 100],
+  defaultPageSize: [1, 1_000_000, 100],
+  maxPageSize: [1, 1_000_000, 1000],
   clockToleranceS: [0, 3600, 5],
   trustProxyHops: [0, 10, 0],
   probeSampleRate: [0, 1, 0.01],
@@ -226,6 +258,8 @@ export const RANGES = {
   batchRows: [1, 10_000, 500],
   bufferMax: [1, 10_000_000, 20_000],
   errorReportTimeoutMs: [100, 120_000, 5000],
+  readyCacheMs: [0, 60_000, 1000],
+  whyDeniedMaxQueries: [0, 100, 3],
 } as const satisfies Record<string, readonly [number, number, number]>;
 export type RangeName = keyof typeof RANGES;
 /** Whole numbers except these. */
@@ -296,6 +330,25 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
   const cors = section(o.cors);
   const rate = section(o.rateLimit);
   const idem = section(o.idempotency);
+  const health = section(o.health === true ? undefined : o.health);
+  const whyDenied = section(o.whyDenied === true ? undefined : o.whyDenied);
+
+  const hostEntries = o.allowedHosts ?? LOOPBACK_HOSTS;
+  const anyHost = hostEntries.includes('*');
+  if (anyHost && hostEntries.length > 1) errors.push(`${name('allowedHosts')}: "*" (any host) must be alone`);
+  if (hostEntries.length === 0) errors.push(`${name('allowedHosts')} must list at least one host name (or "*" for any host)`);
+  const allowedHostList: string[] = [];
+  for (const entry of anyHost ? [] : hostEntries) {
+    const problem = typeof entry === 'string' ? hostProblem(entry) : 'is not a string';
+    if (problem) errors.push(`${name('allowedHosts')}: "${String(entry)}" ${problem}`);
+    else if (!allowedHostList.includes(entry.toLowerCase().replace(/\.$/, ''))) allowedHostList.push(entry.toLowerCase().replace(/\.$/, ''));
+  }
+
+  const defaultPageSize = num('limits.defaultPageSize', 'defaultPageSize', limits.value.defaultPageSize);
+  const maxPageSize = num('limits.maxPageSize', 'maxPageSize', limits.value.maxPageSize);
+  if (defaultPageSize > maxPageSize) {
+    errors.push(`${name('limits.defaultPageSize')} (${defaultPageSize}) must be at most ${name('limits.maxPageSize')} (${maxPageSize})`);
+  }
 
   const corsOrigins: string[] = [];
   for (const origin of cors.value.origins ?? []) {
@@ -311,6 +364,17 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
   const ttlSeconds = num('idempotency.ttlSeconds', 'ttlSeconds', idem.value.ttlSeconds);
   if (ttlSeconds < leaseSeconds) {
     errors.push(`${name('idempotency.ttlSeconds')} (${ttlSeconds}) must be at least ${name('idempotency.leaseSeconds')} (${leaseSeconds})`);
+  }
+
+  const trustProxyHops = num('rateLimit.trustProxyHops', 'trustProxyHops', rate.value.trustProxyHops);
+  const trustedProxies: string[] = [];
+  for (const entry of rate.value.trustedProxies ?? []) {
+    const problem = typeof entry === 'string' ? cidrProblem(entry) : 'is not a string';
+    if (problem) errors.push(`${name('rateLimit.trustedProxies')}: "${String(entry)}" ${problem}`);
+    else trustedProxies.push(entry.trim());
+  }
+  if (trustProxyHops > 0 && (rate.value.trustedProxies ?? []).length === 0) {
+    errors.push(`${name('rateLimit.trustProxyHops')} is ${trustProxyHops}, so ${name('rateLimit.trustedProxies')} must list your proxies' addresses or CIDRs (e.g. 10.0.0.0/8): X-Forwarded-For from any other peer could be forged`);
   }
 
   const rateLimits = { ...DEFAULT_RATE_LIMITS };
@@ -392,12 +456,17 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
     shutdownGraceMs: num('shutdown.graceMs', 'graceMs', shutdown.value.graceMs),
     cors: cors.on,
     corsOrigins,
+    allowedHosts: anyHost ? null : allowedHostList,
     bodyLimitBytes: num('bodyLimitBytes', 'bodyLimitBytes', o.bodyLimitBytes),
     graphqlLimits: limits.on,
     graphqlMaxDepth: num('limits.maxDepth', 'maxDepth', limits.value.maxDepth),
     graphqlMaxCost: num('limits.maxCost', 'maxCost', limits.value.maxCost),
     graphqlDefaultListSize: num('limits.defaultListSize', 'defaultListSize', limits.value.defaultListSize),
-    whyDenied: o.whyDenied ?? true,
+    graphqlDefaultPageSize: defaultPageSize,
+    graphqlMaxPageSize: maxPageSize,
+    graphqlIntrospection: limits.value.introspection ?? true,
+    whyDenied: whyDenied.on,
+    whyDeniedMaxQueries: num('whyDenied.maxQueries', 'whyDeniedMaxQueries', whyDenied.value.maxQueries),
     jwtEnabled: jwtSection.on,
     jwt,
     jwtIssuer: j.issuer ?? null,
@@ -408,11 +477,13 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
     jwtRoleMap,
     anonymousRole,
     rateLimits: rate.on ? rateLimits : { query: null, mutation: null },
-    trustProxyHops: num('rateLimit.trustProxyHops', 'trustProxyHops', rate.value.trustProxyHops),
+    trustProxyHops,
+    trustedProxies,
     requestIdHeader: o.requestId ?? true,
     logging: logging.on,
     probeLogSampleRate: num('logging.probeSampleRate', 'probeSampleRate', logging.value.probeSampleRate),
-    health: o.health ?? true,
+    health: health.on,
+    healthReadyCacheMs: num('health.readyCacheMs', 'readyCacheMs', health.value.readyCacheMs),
     dbGuard: o.dbGuard ?? true,
     metrics: metrics.on,
     metricsMaxRoutes: num('metrics.maxRoutes', 'maxRoutes', metrics.value.maxRoutes),

@@ -23,6 +23,8 @@ export function latestCommittedMigration(): string | null {
 }
 
 export type Readiness = { ready: boolean; checks: Record<string, string> };
+/** A readiness verdict, with the database's own error text for the log (never for the client: it may name hosts, users, databases). */
+export type ReadinessDetail = Readiness & { detail?: string };
 
 /** The number of a migration's name ('000002-x' → 2); none → 0. */
 const migrationId = (name: string | null) => (name ? Number(name.slice(0, 6)) || 0 : 0);
@@ -56,8 +58,9 @@ export async function compatibility(pool: pg.Pool, applied: string | null, insta
   return { ok: true, migrations: 'ok', compatibility: `${db}, newer than this code (${codeVersion}); it serves code from ballast ${since} on` };
 }
 
-export async function readiness(pool: pg.Pool, expected: string | null, shuttingDown: boolean, codeVersion = kitVersion()): Promise<Readiness> {
+export async function readiness(pool: pg.Pool, expected: string | null, shuttingDown: boolean, codeVersion = kitVersion()): Promise<ReadinessDetail> {
   const checks: Record<string, string> = {};
+  let detail: string | undefined;
   if (shuttingDown) checks.shutdown = 'shutting down';
   try {
     const r = await pool.query<{ applied: string | null; installed: string | null }>(
@@ -67,10 +70,55 @@ export async function readiness(pool: pg.Pool, expected: string | null, shutting
     checks.migrations = v.migrations;
     if (v.compatibility) checks.compatibility = v.compatibility;
   } catch (e) {
-    checks.database = (e as Error).message;
+    checks.database = DATABASE_UNAVAILABLE;
+    detail = (e as Error).message;
   }
   const ready = !shuttingDown && checks.database === 'ok' && checks.migrations === 'ok';
-  return { ready, checks };
+  return detail === undefined ? { ready, checks } : { ready, checks, detail };
+}
+
+/** What /health/ready says when the database did not answer; why is in the API's log. */
+export const DATABASE_UNAVAILABLE = 'unavailable (see the API log)';
+
+/**
+ * The database part of readiness, computed at most once per `cacheMs` however many probes ask (one query
+ * in flight, shared): a probe storm, or anyone who can reach /health/ready, must not become a query storm.
+ * Shutting down is not cached: it turns readiness off at once. A failure is logged when it first appears
+ * or changes, with the database's message; the probe's answer says only "unavailable".
+ */
+export class ReadinessCache {
+  private verdict: { at: number; value: ReadinessDetail } | null = null;
+  private inFlight: Promise<ReadinessDetail> | null = null;
+  private lastLogged: string | undefined;
+  private readonly check: () => Promise<ReadinessDetail>;
+  private readonly cacheMs: number;
+  private readonly log: (detail: string) => void;
+
+  constructor(check: () => Promise<ReadinessDetail>, cacheMs: number, log: (detail: string) => void) {
+    this.check = check;
+    this.cacheMs = cacheMs;
+    this.log = log;
+  }
+
+  async get(shuttingDown: boolean): Promise<Readiness> {
+    const v = await this.current();
+    const checks = shuttingDown ? { shutdown: 'shutting down', ...v.checks } : v.checks;
+    return { ready: v.ready && !shuttingDown, checks };
+  }
+
+  private current(): Promise<ReadinessDetail> {
+    if (this.verdict && performance.now() - this.verdict.at < this.cacheMs) return Promise.resolve(this.verdict.value);
+    this.inFlight ??= this.check()
+      .catch((e: Error): ReadinessDetail => ({ ready: false, checks: { error: DATABASE_UNAVAILABLE }, detail: e.message }))
+      .then((value) => {
+        this.verdict = { at: performance.now(), value };
+        if (value.detail !== undefined && value.detail !== this.lastLogged) this.log(value.detail);
+        this.lastLogged = value.detail;
+        return value;
+      })
+      .finally(() => { this.inFlight = null; });
+    return this.inFlight;
+  }
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -1,5 +1,8 @@
 // ballast's hooks into PostGraphile (a graphile-config plugin in the preset, api/preset.ts):
-//  - grafserv setPreset: the depth and cost validation rules (api/graphql_limits.ts), unless switched off;
+//  - grafserv setPreset: the depth (and introspection) validation rule (api/graphql_limits.ts), unless switched off;
+//  - grafast execute: per request, the page sizes (unpaginated connections get the default, a null first/last
+//    variable too) and the cost with the variables' values (api/graphql_limits.ts): over a limit, an error
+//    result without executing;
 //  - grafserv processRequest: finds the request's state (api/context.ts), made by ballast's middlewares;
 //    without them (the preset used alone), makes it here: the request id, and the JWT verified into role
 //    and claims (a bad token → 401, never anonymous). The state goes on the request context, so
@@ -15,10 +18,11 @@ import type { Logger } from 'pino';
 import type {} from 'postgraphile';
 import type {} from 'postgraphile/grafserv';
 import { setState, stateOf, type RequestState } from './context.ts';
-import { queryLimitsRule, TOO_COSTLY, TOO_DEEP, type QueryLimits } from './graphql_limits.ts';
+import { checkCost, LIMIT_CODES, pagedDocument, pagedVariables, queryLimitsRule, type Paged, type QueryLimits } from './graphql_limits.ts';
+import type { DocumentNode } from 'postgraphile/graphql';
 import { classifyDbError, type DbGuard } from './db_guard.ts';
 import { JwtRejection, type JwtVerifier } from './jwt.ts';
-import { newState, WELL_FORMED_REQUEST_ID } from './middleware/request_id.ts';
+import { CLIENT_REQUEST_ID_HEADER, newState, WELL_FORMED_REQUEST_ID } from './middleware/request_id.ts';
 
 /** Without ballast's middlewares in front: how the plugin makes a request's state itself. */
 export type Standalone = { logger: Logger; verifier: JwtVerifier | null; requestIdHeader: boolean; anonymousRole: string };
@@ -44,13 +48,17 @@ function unauthenticated(s: RequestState, e: JwtRejection, headers: Record<strin
 }
 
 export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: DbGuard | null; standalone: Standalone }): GraphileConfig.Plugin {
-  const { standalone } = opts;
+  const { standalone, limits } = opts;
+  const paged = new WeakMap<DocumentNode, Paged>();
   /** The state of a request that did not come through ballast's middlewares; a JSON result when it is refused. */
   async function ownState(ctx: Partial<Grafast.RequestContext>, headers: Record<string, string | undefined>, idHeader: Record<string, string>): Promise<RequestState | JsonResult> {
+    // The id is always ours (api/middleware/request_id.ts); a client's well-formed X-Request-Id is kept apart.
     const given = standalone.requestIdHeader ? headers['x-request-id'] : undefined;
-    const id = given && WELL_FORMED_REQUEST_ID.test(given) ? given : randomUUID();
+    const clientId = given && WELL_FORMED_REQUEST_ID.test(given) ? given : undefined;
+    const id = randomUUID();
     if (standalone.requestIdHeader) idHeader['x-request-id'] = id;
-    const s = newState(id, standalone.logger, standalone.anonymousRole);
+    if (clientId !== undefined) idHeader[CLIENT_REQUEST_ID_HEADER] = clientId;
+    const s = newState(id, standalone.logger, standalone.anonymousRole, clientId);
     const authorization = headers.authorization;
     if (standalone.verifier && authorization !== undefined) {
       try {
@@ -108,7 +116,7 @@ export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: D
           }
           if (result.type === 'json' && (result.statusCode === 200 || result.statusCode === 400)) {
             const errors = (result.json as { errors?: { message?: string; extensions?: { code?: unknown } }[] } | null)?.errors;
-            const limit = errors?.find((e) => e.extensions?.code === TOO_DEEP || e.extensions?.code === TOO_COSTLY);
+            const limit = errors?.find((e) => LIMIT_CODES.includes(String(e.extensions?.code)));
             if (limit) {
               s.error = { status: 400, code: String(limit.extensions!.code), message: limit.message ?? '' };
               return result.statusCode === 400 ? result : { ...result, statusCode: 400 };
@@ -120,6 +128,18 @@ export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: D
     },
     grafast: {
       middleware: {
+        execute(next, event) {
+          if (!limits) return next();
+          const args = event.args;
+          const original = args.document;
+          const p = pagedDocument(args.schema, original, limits.defaultPageSize, paged);
+          const values = pagedVariables(p, original, args.operationName, (args.variableValues ?? {}) as Record<string, unknown>, limits.defaultPageSize);
+          const refusal = checkCost(args.schema, p.document, args.operationName, values, limits);
+          if (refusal) return { errors: [refusal] };
+          args.document = p.document;
+          args.variableValues = values as typeof args.variableValues;
+          return next();
+        },
         prepareArgs(next, event) {
           const wrap = <T>(args: T): T => {
             const s = stateOf(event.args.requestContext);

@@ -39,7 +39,10 @@ export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.P
       poolConfig: poolConfig(config), // no startup parameters: the timeouts are per transaction (below)
     });
   const limits = config.graphqlLimits
-    ? { maxDepth: config.graphqlMaxDepth, maxCost: config.graphqlMaxCost, defaultListSize: config.graphqlDefaultListSize }
+    ? {
+      maxDepth: config.graphqlMaxDepth, maxCost: config.graphqlMaxCost, defaultListSize: config.graphqlDefaultListSize,
+      defaultPageSize: config.graphqlDefaultPageSize, maxPageSize: config.graphqlMaxPageSize, introspection: config.graphqlIntrospection,
+    }
     : null;
   const server = ballastServerPlugin({
     limits,
@@ -48,7 +51,7 @@ export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.P
   });
   return {
     extends: [PostGraphileAmberPreset],
-    plugins: config.whyDenied ? [whyDeniedPlugin(config.schemas), server] : [server],
+    plugins: config.whyDenied ? [whyDeniedPlugin(config.schemas, config.whyDeniedMaxQueries), server] : [server],
     pgServices: [pgService],
     grafserv: {
       graphqlPath: GRAPHQL_PATH,

@@ -10,6 +10,10 @@
 //      the hint (one query, as the visitor, for admins) and remembers it for that error.
 //   2. maskError (grafserv.maskError) turns remembered errors into { message, extensions.hint } and
 //      leaves every other error to grafserv's defaultMaskError.
+// A request pays at most maxQueries hint queries (WHY_DENIED_MAX_QUERIES, default 3), however many
+// denied fields it aliases: equal denials share one hint, a session the database called non-admin gets
+// the generic hint without asking again, and denials past the cap get a hint that says they were not
+// explained (one document must not turn into N explain_access calls).
 import { GraphQLError, Kind, valueFromASTUntyped, type DocumentNode, type FieldNode, type OperationDefinitionNode } from 'postgraphile/graphql';
 import { defaultMaskError } from 'postgraphile/grafserv';
 import { isAsyncIterable } from 'postgraphile/grafast';
@@ -28,6 +32,7 @@ export type CheckRow = { session: boolean; admin: boolean; check_name: string | 
 
 export const GENERIC_HINT_ANONYMOUS = 'This needs a signed-in user: the request has no valid session.';
 export const GENERIC_HINT_MEMBER = 'Your role in this organisation does not allow this. Ask an administrator of the organisation.';
+export const DEFAULT_WHY_DENIED_MAX_QUERIES = 3;
 
 const hints = new WeakMap<object, Hint>();
 
@@ -129,7 +134,7 @@ type VisitorContext = {
  * grafast middleware: compute the hints of a result's 42501 errors while the request context is at hand.
  * `schemas` are the exposed ones, searched in order for the denied table's name.
  */
-export const whyDeniedPlugin = (schemas: string[]): GraphileConfig.Plugin => ({
+export const whyDeniedPlugin = (schemas: string[], maxQueries = DEFAULT_WHY_DENIED_MAX_QUERIES): GraphileConfig.Plugin => ({
   name: 'BallastWhyDeniedPlugin',
   version: '0.2.0',
   description: 'Attaches a "why denied" hint to GraphQL errors caused by SQLSTATE 42501',
@@ -140,22 +145,41 @@ export const whyDeniedPlugin = (schemas: string[]): GraphileConfig.Plugin => ({
         if (isAsyncIterable(result) || !result.errors?.length) return result;
         const ctx = event.args.contextValue as VisitorContext;
         const settings = ctx.pgSettings ?? {};
+        let queries = 0;
+        let admin: boolean | null = null; // what the database said about this session, once it was asked
         const query: VisitorQuery = async (text, values) => {
           if (!ctx.withPgClient) throw new Error('no withPgClient in the GraphQL context');
-          return ctx.withPgClient(settings, async (client) => [...(await client.query<CheckRow>({ text, values })).rows]);
+          queries += 1;
+          const rows = await ctx.withPgClient(settings, async (client) => [...(await client.query<CheckRow>({ text, values })).rows]);
+          admin = rows[0]?.admin === true;
+          return rows;
         };
+        const seen = new Map<string, Promise<Hint>>();
         for (const error of result.errors) {
           const pg = deniedPgError(error);
           if (!pg) continue;
           const denial = describeDenial(error, pg.message, { document: event.args.document, variableValues: event.args.variableValues as Record<string, unknown>, operationName: event.args.operationName });
-          const hint = await hintFor(denial, settings, query, schemas).catch((e: Error) => ({ message: GENERIC_HINT_MEMBER, failed: [`explain_access failed: ${e.message}`] }));
-          hints.set(error.originalError ?? error, hint);
+          const key = JSON.stringify([denial.message, denial.table, denial.command, denial.row]);
+          let hint = seen.get(key);
+          if (!hint) {
+            if (admin === false) hint = Promise.resolve({ message: GENERIC_HINT_MEMBER });
+            else if (queries >= maxQueries && parseClaims(settings['request.jwt.claims']) && denial.table) hint = Promise.resolve(notExplained(denial, maxQueries, admin === true));
+            else hint = hintFor(denial, settings, query, schemas).catch((e: Error) => ({ message: GENERIC_HINT_MEMBER, failed: [`explain_access failed: ${e.message}`] }));
+            seen.set(key, hint);
+          }
+          hints.set(error.originalError ?? error, await hint);
         }
         return result;
       },
     },
   },
 });
+
+/** The hint of a denial past the request's cap: admins learn why there are no checks, others get the generic hint. */
+function notExplained(denial: Denial, maxQueries: number, admin: boolean): Hint {
+  if (!admin) return { message: GENERIC_HINT_MEMBER };
+  return { message: `Denied ${denial.command} on ${denial.table}; not explained: a request gets at most ${maxQueries} explained denials (WHY_DENIED_MAX_QUERIES).` };
+}
 
 /** grafserv maskError: 42501 errors keep PostgreSQL's message and carry their hint; the rest are masked as usual. */
 export function maskError(error: GraphQLError): GraphQLError {

@@ -1,7 +1,16 @@
 // The API process, for real: health endpoints, GraphQL as the anonymous role, clean SIGTERM.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startApi, startServer, stop, withClient, cfg } from './helpers.ts';
+import { startApi, startServer, stop, waitFor, withClient, cfg } from './helpers.ts';
+
+/** /health/ready once the verdict it caches (HEALTH_READY_CACHE_MS, 1 s) satisfies `until`. */
+async function readyWhen(url: string, until: (status: number, body: { checks: Record<string, string> }) => boolean) {
+  return waitFor('/health/ready to change', async () => {
+    const r = await fetch(`${url}/health/ready`);
+    const body = await r.json() as { checks: Record<string, string> };
+    return until(r.status, body) ? { status: r.status, body } : undefined;
+  }, 5000);
+}
 import { kitVersion } from '../src/kit_files.ts';
 
 describe('api process', () => {
@@ -48,9 +57,8 @@ describe('api readiness', () => {
       (await c.query<{ f: string }>('select name as f from ballast.migrations order by id desc limit 1')).rows[0].f);
     try {
       await withClient(cfg.rootUrl, (c) => c.query(`update ballast.migrations set name = '000000-older' where name = $1`, [newest]));
-      const r = await fetch(`${api.url}/health/ready`);
-      assert.equal(r.status, 503);
-      assert.match(JSON.stringify(await r.json()), /applied 000000-older, expected/);
+      const r = await readyWhen(api.url, (status) => status === 503);
+      assert.match(JSON.stringify(r.body), /applied 000000-older, expected/);
     } finally {
       await withClient(cfg.rootUrl, (c) => c.query(`update ballast.migrations set name = $1 where name = '000000-older'`, [newest]));
       await stop(api);
@@ -91,9 +99,8 @@ describe('api readiness', () => {
     const api = await startApi();
     try {
       await withNewerKit(async (newer) => {
-        const r = await fetch(`${api.url}/health/ready`);
-        const body = await r.json() as { checks: Record<string, string> };
-        assert.equal(r.status, 200, JSON.stringify(body));
+        const { status, body } = await readyWhen(api.url, (_, b) => b.checks.compatibility !== undefined || b.checks.migrations !== 'ok');
+        assert.equal(status, 200, JSON.stringify(body));
         assert.equal(body.checks.migrations, 'ok');
         assert.ok(body.checks.compatibility.startsWith(`the database has ballast ${newer} (migrations up to `) &&
                   body.checks.compatibility.includes(`newer than this code (${kitVersion()}); it serves code from ballast `), body.checks.compatibility);
@@ -107,9 +114,7 @@ describe('api readiness', () => {
     const api = await startApi();
     try {
       await withNewerKit(async (newer) => {
-        const r = await fetch(`${api.url}/health/ready`);
-        assert.equal(r.status, 503);
-        const body = await r.json() as { checks: Record<string, string> };
+        const { body } = await readyWhen(api.url, (status) => status === 503);
         assert.ok(body.checks.migrations.includes(`which serves code from ballast ${newer} on; this code is ballast ${kitVersion()} `) &&
                   body.checks.migrations.endsWith('outside the compatibility window'), body.checks.migrations);
       }, (newer) => newer);

@@ -43,6 +43,21 @@ describe('api configuration', () => {
     assert.doesNotMatch(out, /too-short/, 'a secret is never echoed');
   });
 
+  it('checks the hardening settings: trusted proxies, allowed hosts, readiness cache, hint cap, page sizes', async () => {
+    let out = await configErrors({ TRUST_PROXY_HOPS: '1', HEALTH_READY_CACHE_MS: '-1', ALLOWED_HOSTS: 'api.example.com, https://api.example.com', WHY_DENIED_MAX_QUERIES: '1000' });
+    assert.match(out, /ALLOWED_HOSTS: "https:\/\/api\.example\.com" is not a host name or IP address/);
+    assert.match(await configErrors({ ALLOWED_HOSTS: '*, api.example.com' }), /ALLOWED_HOSTS: "\*" \(any host\) must be alone/);
+    assert.match(out, /WHY_DENIED_MAX_QUERIES must be a whole number from 0 to 100, got "1000"/);
+    assert.match(out, /TRUST_PROXY_HOPS is 1, so TRUSTED_PROXIES must list your proxies' addresses or CIDRs/);
+    assert.match(out, /HEALTH_READY_CACHE_MS must be a whole number from 0 to 60000, got "-1"/);
+    out = await configErrors({ GRAPHQL_DEFAULT_PAGE_SIZE: '500', GRAPHQL_MAX_PAGE_SIZE: '200', GRAPHQL_INTROSPECTION: 'sometimes' });
+    assert.match(out, /GRAPHQL_DEFAULT_PAGE_SIZE \(500\) must be at most GRAPHQL_MAX_PAGE_SIZE \(200\)/);
+    assert.match(out, /GRAPHQL_INTROSPECTION must be on or off, got "sometimes"/);
+    out = await configErrors({ TRUST_PROXY_HOPS: '1', TRUSTED_PROXIES: '10.0.0.0/8, 10.0.0.0/33, proxy.internal' });
+    assert.match(out, /TRUSTED_PROXIES: "10\.0\.0\.0\/33" is not an IP address or CIDR/);
+    assert.match(out, /TRUSTED_PROXIES: "proxy\.internal" is not an IP address or CIDR/);
+  });
+
   it('fails fast on a malformed CORS origin, naming it', async () => {
     for (const [origin, why] of [
       ['https://app.example.com/', /"https:\/\/app\.example\.com\/" ends with "\/"/],

@@ -13,6 +13,7 @@ describe('api error reports', () => {
   let sinkUrl: string;
   const received: { status: number; body: Record<string, unknown> }[] = [];
   let failNext = 1; // the sink answers 500 this many times first
+  let boomId = ''; // the request id of the first test's 500
 
   before(async () => {
     await createApiFixtures();
@@ -42,13 +43,14 @@ describe('api error reports', () => {
   });
 
   it('answers a database-internal error with 500, leaking nothing, and queues a ballast_report_error job', async () => {
-    const r = await gql(api.url, 'query Boom { ballastTestFail(sqlstate: "XX000") }', { headers: { 'x-request-id': 'report-test-0001' } });
+    const r = await gql(api.url, 'query Boom { ballastTestFail(sqlstate: "XX000") }');
     assert.equal(r.status, 500);
-    assert.deepEqual(r.body.errors, [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: 'report-test-0001' } }]);
+    boomId = r.headers.get('x-request-id')!;
+    assert.deepEqual(r.body.errors, [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: boomId } }]);
     assert.doesNotMatch(JSON.stringify(r.body), /ballast test failure/);
     const job = await waitFor('the ballast_report_error job', () => withClient(cfg.rootUrl, async (c) => (await c.query<{ payload: Record<string, unknown> }>(
       `select j.payload from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id
-       where t.identifier = 'ballast_report_error' and j.payload->>'first_request_id' = 'report-test-0001'`)).rows[0]));
+       where t.identifier = 'ballast_report_error' and j.payload->>'first_request_id' = $1`, [boomId])).rows[0]));
     assert.equal(job.payload.status, 500);
     assert.equal(job.payload.code, 'INTERNAL_SERVER_ERROR');
     assert.equal(job.payload.operation_name, 'Boom');
@@ -56,12 +58,13 @@ describe('api error reports', () => {
   });
 
   it('answers statement_timeout with 504 and reports it; a 4xx is not reported', async () => {
-    const r = await gql(api.url, '{ ballastTestSleep(ms: 3000) }', { headers: { 'x-request-id': 'report-test-0002' } });
+    const r = await gql(api.url, '{ ballastTestSleep(ms: 3000) }');
+    const id = r.headers.get('x-request-id')!;
     assert.equal(r.status, 504);
     assert.equal(r.body.errors![0].extensions!.code, 'STATEMENT_TIMEOUT');
     assert.equal((await gql(api.url, '{ nope }')).status, 400);
     await waitFor('the 504 report', () => withClient(cfg.rootUrl, async (c) => (await c.query(
-      `select 1 from ballast_worker._private_jobs where payload->>'first_request_id' = 'report-test-0002'`)).rows[0]));
+      `select 1 from ballast_worker._private_jobs where payload->>'first_request_id' = $1`, [id])).rows[0]));
     const count = await withClient(cfg.rootUrl, async (c) => (await c.query<{ n: number }>(
       `select count(*)::int as n from ballast_worker._private_jobs j join ballast_worker._private_tasks t on t.id = j.task_id where t.identifier = 'ballast_report_error'`)).rows[0].n);
     assert.equal(count, 2, 'one job per 5xx, none for the 400');
@@ -71,7 +74,7 @@ describe('api error reports', () => {
     const worker = startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, ERROR_REPORT_URL: sinkUrl, LOG_LEVEL: 'warn' });
     try {
       await waitFor('both reports delivered, the first after one retry', async () => (received.filter((x) => x.status === 204).length >= 2 ? true : undefined), 30_000);
-      const boom = received.filter((x) => x.body.first_request_id === 'report-test-0001');
+      const boom = received.filter((x) => x.body.first_request_id === boomId);
       assert.ok(boom.length >= 1 && boom.at(-1)!.status === 204, 'delivered');
       const first = received[0];
       assert.equal(first.status, 500, 'the first post failed');

@@ -47,8 +47,9 @@ describe('the preset alone (grafserv node adaptor, no middlewares)', () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const who = r.body.data?.ballastTestWhoami as WhoAmI;
     assert.equal(who.role, 'ballast_anonymous');
-    assert.equal(who.requestId, 'preset-alone-0001');
-    assert.equal(r.headers.get('x-request-id'), 'preset-alone-0001');
+    assert.match(who.requestId, /^[0-9a-f-]{36}$/, 'the id is generated, not the client\'s');
+    assert.equal(r.headers.get('x-request-id'), who.requestId);
+    assert.equal(r.headers.get('x-client-request-id'), 'preset-alone-0001');
   });
 
   it('verifies a token into the role and claims', async () => {
@@ -107,7 +108,8 @@ describe('the middlewares in an Express app', () => {
     const ready = await fetch(`${url}/health/ready`);
     assert.equal(ready.status, 200, await ready.text());
     const hello = await fetch(`${url}/hello`, { headers: { 'x-request-id': 'express-hello-01' } });
-    assert.deepEqual(await hello.json(), { requestId: 'express-hello-01' }, 'the app reads the request state');
+    assert.deepEqual(await hello.json(), { requestId: hello.headers.get('x-request-id') }, 'the app reads the request state');
+    assert.equal(hello.headers.get('x-client-request-id'), 'express-hello-01');
   });
 
   it('serves GraphQL through Express with the JWT verified into role and claims', async () => {
@@ -117,7 +119,7 @@ describe('the middlewares in an Express app', () => {
     const member = await gql(url, WHOAMI, { token: await mintToken({ role: 'member' }), headers: { 'x-request-id': 'express-member-01' } });
     const who = member.body.data?.ballastTestWhoami as WhoAmI;
     assert.equal(who.role, 'ballast_member');
-    assert.equal(who.requestId, 'express-member-01');
+    assert.equal(who.requestId, member.headers.get('x-request-id'));
     const bad = await gql(url, WHOAMI, { token: 'not.a.token' });
     assert.equal(bad.status, 401);
     assert.equal(bad.body.errors?.[0].extensions?.code, 'UNAUTHENTICATED');

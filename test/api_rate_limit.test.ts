@@ -35,6 +35,7 @@ describe('api rate limiting', () => {
       RATE_LIMIT_QUERY: `${CAPACITY}:0.001`,
       RATE_LIMIT_MUTATION: '3:0.001',
       TRUST_PROXY_HOPS: '1',
+      TRUSTED_PROXIES: '127.0.0.0/8, ::1',
       DB_POOL_MAX: '8',
     };
     for (let i = 0; i < 4; i++) apis.push(await startApi(env));

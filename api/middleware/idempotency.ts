@@ -14,6 +14,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pg from 'pg';
 import { parse, print, Kind, type DocumentNode, type SelectionSetNode } from 'postgraphile/graphql';
+import { addressKey, clientAddress, proxyTrust, type ProxyTrust } from '../client_address.ts';
 import type { ApiConfig } from '../config.ts';
 import { state } from '../context.ts';
 import { sendJson } from '../health.ts';
@@ -22,7 +23,8 @@ import type { Middleware } from './compose.ts';
 const GRAPHQL_PATH = '/graphql'; // api/preset.ts: grafserv.graphqlPath
 const KEY = /^[\x20-\x7e]{1,255}$/; // the SQL side checks the same: 1-255 printable ASCII characters
 
-type Options = Pick<ApiConfig, 'idempotencyRequiredMutations' | 'idempotencyLeaseSeconds' | 'idempotencyTtlSeconds'>;
+type Options = Pick<ApiConfig, 'idempotencyRequiredMutations' | 'idempotencyLeaseSeconds' | 'idempotencyTtlSeconds'>
+  & Partial<Pick<ApiConfig, 'trustProxyHops' | 'trustedProxies'>>;
 
 export type Mutation = { document: DocumentNode; variables: unknown; operationName: string | null; fields: string[] };
 type Begun = { outcome: 'started' | 'replay' | 'in_progress' | 'mismatch'; status_code: number | null; response_body: string | null; retry_after_seconds: number | null };
@@ -32,6 +34,7 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
   const ttl = `${options.idempotencyTtlSeconds} seconds`;
   const lease = `${options.idempotencyLeaseSeconds} seconds`;
   const leaseMs = options.idempotencyLeaseSeconds * 1000;
+  const trust = proxyTrust(options.trustProxyHops ?? 0, options.trustedProxies ?? []);
 
   // Single flight per key in this process. A burst of duplicates (a client retrying in a loop, a double
   // click times a thousand) would otherwise queue one idempotency_begin each in the pool, ahead of the
@@ -95,7 +98,7 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
     if ('error' in parsed) return sendJson(res, 400, { errors: [{ message: parsed.error }] });
 
     const { key } = parsed;
-    const scope = scopeOf(req);
+    const scope = scopeOf(req, trust);
     // This request's identity as the key's holder, passed to every call: its begin, renewals and completion
     // run on different pooled connections (behind PgBouncer, on server connections other clients share),
     // so no per-session default could tell it apart.
@@ -196,10 +199,17 @@ export function parseKey(raw: string): { key: string } | { error: string } {
   return { key };
 }
 
-function scopeOf(req: IncomingMessage): string {
-  const sub = state(req).claims?.sub;
-  if (typeof sub === 'string' || typeof sub === 'number') return `sub:${sub}`;
-  return `ip:${req.socket.remoteAddress ?? 'unknown'}`;
+/**
+ * Whose key it is. With a token: the subject, its organisation and its role, all three, so a stored
+ * response is replayed only to the identity that made it (the same subject under another organisation's
+ * or role's token made another request). Anonymous: the client's address as the rate limiter sees it
+ * (trusted proxies honoured, IPv6 by its /64).
+ */
+export function scopeOf(req: IncomingMessage, trust: ProxyTrust): string {
+  const s = state(req);
+  const sub = s.claims?.sub;
+  if (typeof sub === 'string' || typeof sub === 'number') return `sub:${JSON.stringify([String(sub), s.orgId ?? null, s.role])}`;
+  return `ip:${addressKey(clientAddress(req, trust))}`;
 }
 
 function topLevelFields(document: DocumentNode, selectionSet: SelectionSetNode, seen = new Set<string>()): string[] {

@@ -12,6 +12,7 @@ import { isProbe } from './on_done.ts';
 function extras(req: http.IncomingMessage): Record<string, unknown> {
   const s = maybeState(req);
   const props: Record<string, unknown> = { reqId: req.id }; // pino-http set it from genReqId: the request's id
+  if (s?.clientRequestId !== undefined) props.clientReqId = s.clientRequestId;
   if (s?.error) props.error = s.error;
   if (s?.graphql) props.operation = { type: s.graphql.operationType, name: s.graphql.operationName };
   if (s?.claims) props.sub = s.claims.sub;

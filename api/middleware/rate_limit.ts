@@ -5,7 +5,7 @@
 // If the limiter's query fails for a reason other than the database being down, the request is let
 // through and the failure logged (failing open: the limiter must not become the outage).
 import type { ApiConfig } from '../config.ts';
-import { addressKey, clientAddress } from '../client_address.ts';
+import { addressKey, clientAddress, proxyTrust } from '../client_address.ts';
 import { state } from '../context.ts';
 import type { DbGuard } from '../db_guard.ts';
 import { sendError } from '../errors.ts';
@@ -14,6 +14,7 @@ import { bucketName, type RateLimiter } from '../rate_limit.ts';
 import type { Middleware } from './compose.ts';
 
 export function rateLimit(limiter: RateLimiter, config: ApiConfig, guard: DbGuard, metrics: ApiMetrics): Middleware {
+  const trust = proxyTrust(config.trustProxyHops, config.trustedProxies);
   return async (req, res, next) => {
     const s = state(req);
     if (!s.graphql) return next();
@@ -21,7 +22,7 @@ export function rateLimit(limiter: RateLimiter, config: ApiConfig, guard: DbGuar
     const limit = config.rateLimits[cls];
     if (!limit) return next();
     const sub = typeof s.claims?.sub === 'string' ? s.claims.sub : undefined;
-    const bucket = bucketName(cls, { sub, address: addressKey(clientAddress(req, config.trustProxyHops)) });
+    const bucket = bucketName(cls, { sub, address: addressKey(clientAddress(req, trust)) });
     let take;
     try {
       take = await limiter.take(bucket, limit);
