@@ -1,7 +1,7 @@
 // The admin page in a real browser: Debian's Chromium driven by playwright-core against a real API.
 // An admin signs in through the development sign-in and sees their organisation's audit log (filtered,
-// paginated) and the health panels, and not another organisation's rows; a member sees why they are
-// denied. Screenshots go to test/artifacts/ (git-ignored).
+// paginated), and not another organisation's rows; the platform health panels only as an operator; a
+// member sees why they are denied. Screenshots go to test/artifacts/ (git-ignored).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -79,13 +79,31 @@ describe('admin page', () => {
     assert.match(text, new RegExp(`Acme ${RUN} #12`), 'the newest Acme change is on the first page');
     assert.doesNotMatch(text, new RegExp(`Globex ${RUN}`), 'Globex\'s change is not shown to Acme\'s admin');
     assert.match(text, /Ada \(admin, Acme\)/, 'the actor is named');
-    // health panels are filled from operationsHealth
-    assert.ok(await page.locator('#panel-cleanup tbody tr').count() >= 5, 'the cleanup panel lists the policies');
-    assert.match(await page.locator('#panel-invalidation').textContent() ?? '', /dead letters/);
+    // an org admin who is no operator gets no platform-wide panels, and the page says who does
+    assert.equal(await page.locator('#health-panels').isVisible(), false, 'no platform panels for a tenant admin');
+    assert.match(await page.locator('#health-operators-only').textContent() ?? '', /shown to platform operators only/);
     assert.deepEqual(await page.locator('#audit-filters select[name=tableName] option').allTextContents(),
       ['any', 'app_public.funds', 'app_public.memberships']);
     await page.screenshot({ path: path.join(ARTIFACTS, 'admin-audit-log.png'), fullPage: true });
     await page.close();
+  });
+
+  it('a platform operator (operator claim and a row in app_private.operators) sees the platform health panels', async () => {
+    await q('insert into app_private.operators (user_id) values ($1) on conflict do nothing', [ADA.userId]);
+    try {
+      const token = await mintLoginToken(ADA, { secret: TEST_JWT_SECRET, issuer: null, audience: null, ttlSeconds: 300, extraClaims: { operator: true } });
+      const page = await open();
+      await page.locator('#token').fill(token);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.locator('#health-panels').waitFor({ state: 'visible' });
+      assert.ok(await page.locator('#panel-cleanup tbody tr').count() >= 5, 'the cleanup panel lists the policies');
+      assert.match(await page.locator('#panel-invalidation').textContent() ?? '', /dead letters/);
+      assert.equal(await page.locator('#health-operators-only').isVisible(), false);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'admin-operator-health.png'), fullPage: true });
+      await page.close();
+    } finally {
+      await q('delete from app_private.operators where user_id = $1', [ADA.userId]);
+    }
   });
 
   it('filters by request id and table, and pages through the log', async () => {

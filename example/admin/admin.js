@@ -140,7 +140,15 @@ function status(ok, text) { return el('span', { class: ok ? 'ok' : 'bad' }, text
 
 async function loadHealth() {
   const h = (await graphql(HEALTH_QUERY)).operationsHealth;
-  $('#health-checked-at').textContent = fmtTime(h.checked_at);
+  const select = $('#audit-filters select[name=tableName]');
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '' }, 'any'), ...h.audited_tables.map((t) => el('option', { value: t }, t)));
+  select.value = chosen;
+  // Platform-wide panels come only to operators (the database decides); an org admin is told why.
+  show('#health-panels', h.operator === true);
+  show('#health-operators-only', h.operator !== true);
+  $('#health-checked-at').textContent = fmtTime(h.platform_checked_at ?? h.checked_at);
+  if (h.operator !== true) return;
   const inv = h.invalidation ?? {};
   $('#panel-invalidation dl').replaceChildren(...[
     ['pending', inv.pending], ['due now', inv.due], ['leased', inv.leased], ['retried', inv.retried],
@@ -154,10 +162,6 @@ async function loadHealth() {
   $('#panel-cleanup tbody').replaceChildren(...h.cleanup.map((c) => el('tr', {},
     el('td', {}, c.table_name), el('td', {}, fmtTime(c.last_run_at)), el('td', {}, c.rows_behind ?? '—'),
     el('td', {}, c.last_error ? status(false, c.last_error) : !c.enabled ? 'disabled' : status(Number(c.schedules_behind ?? 0) < 2, c.schedules_behind > 1 ? `${c.schedules_behind} runs behind` : 'ok')))));
-  const select = $('#audit-filters select[name=tableName]');
-  const chosen = select.value;
-  select.replaceChildren(el('option', { value: '' }, 'any'), ...h.audited_tables.map((t) => el('option', { value: t }, t)));
-  select.value = chosen;
 }
 
 function readFilters() {

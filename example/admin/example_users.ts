@@ -14,13 +14,15 @@ export const EXAMPLE_LOGINS: ExampleLogin[] = [
     orgId: '00000000-0000-4000-a000-00000000000b', orgName: 'Globex Partners', role: 'admin' },
 ];
 
-/** orgClaim and roleClaim: the claim names the API reads (JWT_ORG_CLAIM, JWT_ROLE_CLAIM), default org_id and role. */
-export type MintOptions = { secret: string; issuer: string | null; audience: string | null; ttlSeconds: number; orgClaim?: string; roleClaim?: string };
+/** orgClaim and roleClaim: the claim names the API reads (JWT_ORG_CLAIM, JWT_ROLE_CLAIM), default org_id and role.
+ *  extraClaims: more claims to sign, e.g. { operator: true } (app_private.is_current_operator()); they cannot replace those. */
+export type MintOptions = { secret: string; issuer: string | null; audience: string | null; ttlSeconds: number; orgClaim?: string; roleClaim?: string;
+  extraClaims?: Record<string, unknown> };
 
 /** A token following the API's claims contract (sub, the org and role claims, iat, exp), signed HS256. */
 export async function mintLoginToken(login: ExampleLogin, o: MintOptions): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT({ sub: login.userId, [o.orgClaim ?? 'org_id']: login.orgId, [o.roleClaim ?? 'role']: login.role })
+  let jwt = new SignJWT({ ...o.extraClaims, sub: login.userId, [o.orgClaim ?? 'org_id']: login.orgId, [o.roleClaim ?? 'role']: login.role })
     .setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now).setExpirationTime(now + o.ttlSeconds);
   if (o.issuer) jwt = jwt.setIssuer(o.issuer);
   if (o.audience) jwt = jwt.setAudience(o.audience);

@@ -1,6 +1,7 @@
 -- The admin page's reads (/admin, example/admin/): the organisation's audit log with filters, paginated by
--- PostGraphile, and the operational health panels. Both refuse anyone but an admin of the session's
--- organisation with 42501, so a member sees why (the API's "why denied" hint) instead of an empty page.
+-- PostGraphile, and the operational health panels (platform-wide, so for operators only). Both refuse
+-- anyone but an admin of the session's organisation with 42501, so a member sees why (the API's "why
+-- denied" hint) instead of an empty page.
 -- The example users that `npm start` seeds in development, for the page's token-minting page, are here too.
 
 ---- assert_current_org_admin
@@ -79,25 +80,121 @@ comment on function app_public.audit_log(text, uuid, text, timestamptz, timestam
 revoke all on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) from public;
 grant execute on function app_public.audit_log(text, uuid, text, timestamptz, timestamptz) to ballast_member, ballast_admin;
 
----- operations_health
----- The admin page's health panels: invalidation queue, materialized views, cleanup policies.
-create or replace function app_public.operations_health()
+-- Platform operators. An organisation's admin runs one tenant; the health panels (every cleanup policy's
+-- condition and errors, every view's last error, the invalidation queue) describe the whole platform, so
+-- they are for operators only. An operator needs BOTH the token claim "operator": true (read through the
+-- kit's ballast.current_claims(), which the API fills with the token's claims unchanged) AND a row here,
+-- the same two keys as an org admin (role claim + memberships): a token that claims operator for a user
+-- not listed gets nothing extra. Not a database role: the API maps the role claim to ballast_member or
+-- ballast_admin only, and an operator is also an admin of some organisation on the same page.
+-- This file is applied again on every migrate (the example's definitions are not migrations), so its
+-- tables are created with "if not exists" and keep their rows.
+create table if not exists app_private.operators (
+  user_id uuid primary key references app_public.users (id) on delete cascade,
+  added_at timestamptz not null default now()
+);
+comment on table app_private.operators is
+  E'The users who may see platform-wide health (app_public.operations_health()) when their token also claims "operator": true. Rows are added by the owner (psql, a migration); no visitor reads or writes them.';
+select ballast.owner_only_policy('app_private.operators');
+revoke all on app_private.operators from public, ballast_anonymous, ballast_member, ballast_admin;
+
+---- is_current_operator
+---- True when the token claims operator: true AND app_private.operators lists the session's user.
+create or replace function app_private.is_current_operator()
+returns boolean as $$
+  select coalesce(ballast.current_claims() -> 'operator' = 'true'::jsonb
+                  and exists (select 1 from app_private.operators o where o.user_id = ballast.current_user_id()), false)
+$$ language sql stable;
+comment on function app_private.is_current_operator() is
+  E'Platform operator rights: the token claims "operator": true and app_private.operators lists the user. Reads app_private.operators, so only its owner''s functions (operations_health) can call it usefully.';
+revoke all on function app_private.is_current_operator() from public;
+
+-- The last platform snapshot (one row): taking one counts the rows behind and EXPLAINs every cleanup
+-- table as the owner, so callers within a few seconds share it. refreshes counts the snapshots taken.
+create table if not exists app_private.operations_health_cache (
+  id boolean primary key default true check (id),  -- at most one row
+  snapshot jsonb not null,                          -- invalidation, matviews and cleanup panels
+  taken_at timestamptz not null,                    -- clock time the snapshot was taken
+  refreshes bigint not null default 1               -- snapshots taken since the row was created
+);
+comment on table app_private.operations_health_cache is
+  E'The platform health snapshot app_public.operations_health() serves to operators, and when it was taken; owner only.';
+select ballast.owner_only_policy('app_private.operations_health_cache');
+revoke all on app_private.operations_health_cache from public, ballast_anonymous, ballast_member, ballast_admin;
+
+---- platform_health_snapshot
+---- The platform panels, measured now: invalidation queue, materialized views, cleanup policies (the costly part).
+create or replace function app_private.platform_health_snapshot()
 returns jsonb as $$
-begin
-  perform app_private.assert_current_org_admin('operations_health', 'read the operations panels');
-  return jsonb_build_object(
-    'checked_at', now(),
-    'audited_tables', (select coalesce(jsonb_agg(t), '[]') from ballast.audited_tables_list() t),
+  select jsonb_build_object(
     'invalidation', (select to_jsonb(s) from ballast.cache_invalidation_stats s),
     -- the views' own columns, so a column added there reaches the page; staleness also in seconds
     'matviews', (select coalesce(jsonb_agg(to_jsonb(m) || jsonb_build_object('staleness_s', extract(epoch from m.staleness))
                                            order by m.matview::text), '[]')
       from ballast.matview_status m),
-    'cleanup', (select coalesce(jsonb_agg(to_jsonb(c) order by c.table_name), '[]') from ballast.cleanup_status c));
+    'cleanup', (select coalesce(jsonb_agg(to_jsonb(c) order by c.table_name), '[]') from ballast.cleanup_status c))
+$$ language sql volatile;
+comment on function app_private.platform_health_snapshot() is
+  E'The platform health panels measured now (ballast.cache_invalidation_stats, matview_status, cleanup_status: counts rows and EXPLAINs every cleanup table). Owner only; operations_health() serves it through the cache.';
+revoke all on function app_private.platform_health_snapshot() from public;
+
+---- cached_platform_health
+---- The platform snapshot, taken again when older than max_age; one caller takes it, the others do not wait.
+-- Volatile (it writes) although operations_health() is STABLE (so PostGraphile keeps it a query): a
+-- volatile function takes a fresh snapshot per statement, so the re-read after the lock sees a
+-- concurrent refresher's committed row. The transaction-scoped advisory lock, keyed by the cache table's
+-- oid, lets one caller refresh; a caller that misses it serves the snapshot it read (at most a refresh
+-- older), or, with none yet, waits for the refresher and reads its row.
+create or replace function app_private.cached_platform_health(max_age interval)
+returns jsonb as $$
+declare
+  lock_key constant bigint := 'app_private.operations_health_cache'::regclass::oid;
+  c app_private.operations_health_cache;
+begin
+  select * into c from app_private.operations_health_cache where id;
+  if c.taken_at > clock_timestamp() - max_age then
+    return c.snapshot || jsonb_build_object('platform_checked_at', c.taken_at);
+  end if;
+  if not pg_try_advisory_xact_lock(lock_key) then
+    if c.snapshot is not null then
+      return c.snapshot || jsonb_build_object('platform_checked_at', c.taken_at);
+    end if;
+    perform pg_advisory_xact_lock(lock_key);
+  end if;
+  select * into c from app_private.operations_health_cache where id;  -- refreshed while we took the lock?
+  if c.taken_at > clock_timestamp() - max_age then
+    return c.snapshot || jsonb_build_object('platform_checked_at', c.taken_at);
+  end if;
+  insert into app_private.operations_health_cache as h (id, snapshot, taken_at)
+    values (true, app_private.platform_health_snapshot(), clock_timestamp())
+  on conflict (id) do update set snapshot = excluded.snapshot, taken_at = excluded.taken_at, refreshes = h.refreshes + 1
+  returning * into c;
+  return c.snapshot || jsonb_build_object('platform_checked_at', c.taken_at);
+end;
+$$ language plpgsql volatile;
+comment on function app_private.cached_platform_health(interval) is
+  E'The platform health snapshot (platform_health_snapshot()) with platform_checked_at, from app_private.operations_health_cache, taken again when older than max_age by one caller at a time. Owner only.';
+revoke all on function app_private.cached_platform_health(interval) from public;
+
+---- operations_health
+---- The admin page's health: the tenant view for an org admin; the platform panels too for an operator.
+create or replace function app_public.operations_health()
+returns jsonb as $$
+declare
+  operator boolean;
+begin
+  perform app_private.assert_current_org_admin('operations_health', 'read the operations panels');
+  operator := app_private.is_current_operator();
+  return jsonb_build_object(
+    'checked_at', now(),
+    'audited_tables', (select coalesce(jsonb_agg(t), '[]') from ballast.audited_tables_list() t),
+    'operator', operator)
+    -- platform-wide, so operators only; cached 5 s, the page's Refresh cannot make the owner re-measure
+    || case when operator then app_private.cached_platform_health(interval '5 seconds') else '{}' end;
 end;
 $$ language plpgsql stable security definer set search_path = pg_catalog, pg_temp;
 comment on function app_public.operations_health() is
-  E'The admin page''s health panels as one JSON object: cache invalidation queue (ballast.cache_invalidation_stats), every registered materialized view (ballast.matview_status) and every cleanup policy (ballast.cleanup_status). Only an admin of the session''s organisation (42501 otherwise). SECURITY DEFINER is safe because it checks admin rights first and returns only aggregate operational state, no application rows; the views it reads are owner-only.';
+  E'The admin page''s health as one JSON object. Only an admin of the session''s organisation (42501 otherwise); they get checked_at, audited_tables (the tables whose changes the audit log holds) and operator. A platform operator (token claim "operator": true and a row in app_private.operators) also gets the platform panels, shared by all callers and taken again when older than 5 seconds: invalidation (ballast.cache_invalidation_stats), matviews (ballast.matview_status), cleanup (ballast.cleanup_status) and platform_checked_at. SECURITY DEFINER is safe because it checks admin and operator rights first and returns only operational state, no application rows; the views and tables it reads are owner-only.';
 revoke all on function app_public.operations_health() from public;
 grant execute on function app_public.operations_health() to ballast_member, ballast_admin;
 

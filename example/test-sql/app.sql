@@ -62,6 +62,17 @@ create function tests.matrix_sql(tbl text, cmd text, target text, persona text) 
       when 'insert' then format('insert into app_public.funds (org_id, name) values (%L, ''new fund'')', tests.id('org ' || target))
       when 'update' then format('update app_public.funds set size = size + 1 where org_id = %L', tests.id('org ' || target))
       when 'delete' then format('delete from app_public.funds where org_id = %L', tests.id('org ' || target)) end
+    -- platform tables (example/sql/app_admin.sql): no organisation, so one target, all rows
+    when 'app_private.operators' then case cmd
+      when 'select' then 'select 1 from app_private.operators'
+      when 'insert' then format('insert into app_private.operators (user_id) values (%L)', tests.id(tests.self_of(persona)))
+      when 'update' then 'update app_private.operators set added_at = now()'
+      when 'delete' then 'delete from app_private.operators' end
+    when 'app_private.operations_health_cache' then case cmd
+      when 'select' then 'select 1 from app_private.operations_health_cache'
+      when 'insert' then 'insert into app_private.operations_health_cache (snapshot, taken_at) values (''{}'', now())'
+      when 'update' then 'update app_private.operations_health_cache set taken_at = now()'
+      when 'delete' then 'delete from app_private.operations_health_cache' end
   end
 $$ language sql stable;
 
@@ -105,7 +116,17 @@ insert into tests.rls_matrix values
   ('app_public.funds',         'update', 'A',  'denied', 'denied',  'allowed', 'denied',  'hidden',  'hidden'),
   ('app_public.funds',         'update', 'B',  'denied', 'denied',  'hidden',  'denied',  'hidden',  'hidden'),
   ('app_public.funds',         'delete', 'A',  'denied', 'denied',  'allowed', 'denied',  'hidden',  'hidden'),
-  ('app_public.funds',         'delete', 'B',  'denied', 'denied',  'hidden',  'denied',  'hidden',  'hidden');
+  ('app_public.funds',         'delete', 'B',  'denied', 'denied',  'hidden',  'denied',  'hidden',  'hidden'),
+
+  -- platform data: only the owner (app_public.operations_health() reads them as the owner)
+  ('app_private.operators',    'select', 'all','denied', 'denied',  'denied',  'denied',  'denied',  'denied'),
+  ('app_private.operators',    'insert', 'new','denied', 'denied',  'denied',  'denied',  'denied',  'denied'),
+  ('app_private.operators',    'update', 'all','denied', 'denied',  'denied',  'denied',  'denied',  'denied'),
+  ('app_private.operators',    'delete', 'all','denied', 'denied',  'denied',  'denied',  'denied',  'denied'),
+  ('app_private.operations_health_cache', 'select', 'all', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('app_private.operations_health_cache', 'insert', 'new', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('app_private.operations_health_cache', 'update', 'all', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('app_private.operations_health_cache', 'delete', 'all', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied');
 
 create view tests.rls_expected as
   select m.tbl, m.cmd, m.target, p.persona, p.expected

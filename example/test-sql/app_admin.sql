@@ -1,9 +1,10 @@
 -- The admin page's reads: app_public.audit_log (admins of the session's organisation only, their rows
--- only, each filter, input validation) and app_public.operations_health (admins only), plus the
+-- only, each filter, input validation) and app_public.operations_health (admins only;
+-- platform panels for operators only, cached a few seconds), plus the
 -- development seed (idempotent).
 begin;
 \ir app_tests_schema.psql
-select plan(32);
+select plan(42);
 
 select tests.create_org('org A'), tests.create_org('org B');
 select tests.create_user(u) from unnest(array['member A', 'admin A', 'admin B']) u;
@@ -95,14 +96,42 @@ select tests.authenticate_as('admin A', 'org A');
 select unalike(tests.plan_of('select * from app_public.audit_log() limit 25'), '%Function Scan%',
                'audit_log() is inlined: no Function Scan that would materialise the whole log');
 
--- Health panels: admins only.
+-- Health: the tenant view for an organisation's admins (its audit wiring, no platform data); the
+-- platform panels only for an operator (claim operator: true AND a row in app_private.operators).
 select tests.clear_authentication();
 select tests.authenticate_as('admin A', 'org A');
 select is((select array(select jsonb_object_keys(app_public.operations_health()) order by 1)),
-          array['audited_tables', 'checked_at', 'cleanup', 'invalidation', 'matviews'], 'operations_health has every panel');
+          array['audited_tables', 'checked_at', 'operator'], 'an org admin who is no operator gets the tenant view only');
+select is(app_public.operations_health() -> 'operator', 'false'::jsonb, 'and is told they are no operator');
+select tests.authenticate_with_claims((tests.claims_for('admin A', 'org A')::jsonb || '{"operator": true}')::text, 'ballast_admin');
+select is(app_public.operations_health() -> 'cleanup', null, 'the operator claim alone (not in app_private.operators) gives no platform data');
+select tests.clear_authentication();
+insert into app_private.operators (user_id) values (tests.id('admin A'));
+select tests.authenticate_as('admin A', 'org A');
+select is(app_public.operations_health() -> 'cleanup', null, 'a listed operator without the claim gets no platform data');
+select tests.clear_authentication();
+delete from app_private.operations_health_cache;  -- rolled back: start with no snapshot
+select tests.authenticate_with_claims((tests.claims_for('admin A', 'org A')::jsonb || '{"operator": true}')::text, 'ballast_admin');
+select is((select array(select jsonb_object_keys(app_public.operations_health()) order by 1)),
+          array['audited_tables', 'checked_at', 'cleanup', 'invalidation', 'matviews', 'operator', 'platform_checked_at'],
+          'an operator (claim and row) gets every panel');
 select ok((select jsonb_array_length(app_public.operations_health() -> 'cleanup') > 0), 'the cleanup panel lists the built-in policies');
+select tests.clear_authentication();
+select is((select refreshes from app_private.operations_health_cache), 1::bigint,
+          'two calls within the cache window took the snapshot once');
+update app_private.operations_health_cache set taken_at = taken_at - interval '1 hour';
+select tests.authenticate_with_claims((tests.claims_for('admin A', 'org A')::jsonb || '{"operator": true}')::text, 'ballast_admin');
+select ok((app_public.operations_health() ->> 'platform_checked_at')::timestamptz > now() - interval '1 minute',
+          'a snapshot older than the window is taken again');
+select tests.clear_authentication();
+select is((select refreshes from app_private.operations_health_cache), 2::bigint, 'once');
 select tests.authenticate_as('member A', 'org A');
 select is(tests.try_sql('select app_public.operations_health()'), 'denied', 'a member: 42501');
+select tests.authenticate_with_claims((tests.claims_for('member A', 'org A')::jsonb || '{"operator": true}')::text, 'ballast_member');
+select is(tests.try_sql('select app_public.operations_health()'), 'denied', 'a member claiming operator: 42501 (the admin check comes first)');
+select tests.authenticate_as('member A', 'org A');
+select is(tests.try_sql('select * from app_private.operations_health_cache'), 'denied', 'visitors cannot read the cached snapshot');
+select is(tests.try_sql('select * from app_private.operators'), 'denied', 'nor the operators');
 
 -- The development seed: fixed users, idempotent.
 select tests.clear_authentication();
