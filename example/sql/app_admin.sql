@@ -87,14 +87,7 @@ grant execute on function app_public.audit_log(text, uuid, text, timestamptz, ti
 -- the same two keys as an org admin (role claim + memberships): a token that claims operator for a user
 -- not listed gets nothing extra. Not a database role: the API maps the role claim to ballast_member or
 -- ballast_admin only, and an operator is also an admin of some organisation on the same page.
--- This file is applied again on every migrate (the example's definitions are not migrations), so its
--- tables are created with "if not exists" and keep their rows.
-create table if not exists app_private.operators (
-  user_id uuid primary key references app_public.users (id) on delete cascade,
-  added_at timestamptz not null default now()
-);
-comment on table app_private.operators is
-  E'The users who may see platform-wide health (app_public.operations_health()) when their token also claims "operator": true. Rows are added by the owner (psql, a migration); no visitor reads or writes them.';
+-- app_private.operators and app_private.operations_health_cache: example/migrations/committed/000002-*.sql.
 select ballast.owner_only_policy('app_private.operators');
 revoke all on app_private.operators from public, ballast_anonymous, ballast_member, ballast_admin;
 
@@ -109,16 +102,6 @@ comment on function app_private.is_current_operator() is
   E'Platform operator rights: the token claims "operator": true and app_private.operators lists the user. Reads app_private.operators, so only its owner''s functions (operations_health) can call it usefully.';
 revoke all on function app_private.is_current_operator() from public;
 
--- The last platform snapshot (one row): taking one counts the rows behind and EXPLAINs every cleanup
--- table as the owner, so callers within a few seconds share it. refreshes counts the snapshots taken.
-create table if not exists app_private.operations_health_cache (
-  id boolean primary key default true check (id),  -- at most one row
-  snapshot jsonb not null,                          -- invalidation, matviews and cleanup panels
-  taken_at timestamptz not null,                    -- clock time the snapshot was taken
-  refreshes bigint not null default 1               -- snapshots taken since the row was created
-);
-comment on table app_private.operations_health_cache is
-  E'The platform health snapshot app_public.operations_health() serves to operators, and when it was taken; owner only.';
 select ballast.owner_only_policy('app_private.operations_health_cache');
 revoke all on app_private.operations_health_cache from public, ballast_anonymous, ballast_member, ballast_admin;
 
