@@ -211,10 +211,7 @@ declare
   restrictive_ok boolean := true;
   expr text;
 begin
-  if tbl is null then
-    raise exception using errcode = '22004', message = 'explain_access: tbl must not be null',
-      hint = 'Pass the table as a regclass, e.g. ''app_public.funds''.';
-  end if;
+  perform ballast.assert_relation(tbl, 'explain_access');
   if cmd is null or cmd not in ('select', 'insert', 'update', 'delete') then
     raise exception using errcode = '22023',
       message = format('explain_access: command must be select, insert, update or delete, got %L', command);
@@ -346,7 +343,8 @@ comment on function ballast.explain_access(regclass, text, jsonb) is
 -- org_claim() and role_claim() too: a function the caller may not execute is not inlined
 grant execute on function ballast.parse_claims(text), ballast.current_claims(), ballast.current_subject(),
   ballast.current_user_id(), ballast.current_org_id(), ballast.current_app_role(), ballast.current_request_id(),
-  ballast.org_claim(), ballast.role_claim(), ballast.uuid_or_null(text), ballast.explain_access(regclass, text, jsonb)
+  ballast.org_claim(), ballast.role_claim(), ballast.uuid_or_null(text), ballast.explain_access(regclass, text, jsonb),
+  ballast.assert_relation(regclass, text)  -- explain_access runs as the caller and checks its table with it
   to ballast_anonymous, ballast_member, ballast_admin;
 
 ---- verify__access

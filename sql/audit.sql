@@ -98,10 +98,7 @@ declare
   key_kind text;
   args text;
 begin
-  if tbl is null then
-    raise exception using errcode = '22004', message = 'enable_audit: tbl must not be null',
-      hint = 'Pass the table to audit, e.g. select ballast.enable_audit(''app_public.funds'').';
-  end if;
+  perform ballast.assert_relation(tbl, 'enable_audit');
   select c.relkind, ballast.qualified_name(c.oid) as name into rel from pg_class c where c.oid = tbl;
   if rel.relkind not in ('r', 'p') then
     raise exception using errcode = '42809',

@@ -23,6 +23,11 @@ declare
   step int;
   vals int[] := '{}';
 begin
+  if hi::bigint - lo::bigint > 1000 then  -- cron's widest field is 0-59: a wider range is a caller's mistake, not a schedule
+    raise exception using errcode = '22023',
+      message = format('cron_field_values: the range %s..%s spans more than 1000 values', lo, hi),
+      hint = 'Pass the bounds of a cron field, e.g. 0 and 59 for minutes.';
+  end if;
   if field is null or field = '' then
     return null;
   end if;
@@ -55,7 +60,7 @@ begin
 end;
 $$ language plpgsql immutable parallel safe;
 comment on function ballast.cron_field_values(text, int, int, text[]) is
-  E'The sorted values one field of a pg_cron schedule stands for, or null when the field is not valid.';
+  E'The sorted values one field of a pg_cron schedule stands for, or null when the field is not valid. Raises 22023 when hi - lo > 1000.';
 
 ---- cron_next
 ---- The first time after `after` at which a pg_cron 1.4 schedule fires (pg_cron schedules in UTC).
@@ -255,7 +260,13 @@ comment on function ballast.cleanup_index(regclass, name) is
 ---- What stops cleanup from finding batches of tbl by col through an index (null when nothing does).
 create or replace function ballast.cleanup_index_problem(tbl regclass, col name)
 returns text as $$
-  select case
+begin
+  -- a null tbl is answered (it reads as a table that no longer exists); a null column has no answer
+  if col is null then
+    raise exception using errcode = '22004', message = format('cleanup_index_problem: col must not be null (table %s)', tbl),
+      hint = 'Pass the time column of the cleanup policy, e.g. ''created_at''.';
+  end if;
+  return case
     when not exists (select 1 from pg_class c where c.oid = tbl) then
       format('table with oid %s no longer exists: select ballast.drop_cleanup_policy(%s)', tbl::oid, tbl::oid)
     when ballast.cleanup_time_column_type(tbl, col) is null then
@@ -263,10 +274,11 @@ returns text as $$
     when ballast.cleanup_index(tbl, col) is null then
       format('no index on %s leads with %I: create index concurrently on %s (%I);',
              ballast.qualified_name(tbl), col, ballast.qualified_name(tbl), col)
-  end
-$$ language sql stable;
+  end;
+end;
+$$ language plpgsql stable;
 comment on function ballast.cleanup_index_problem(regclass, name) is
-  E'Null when cleanup can find batches of the table through an index on the time column; otherwise what is wrong and the statement that fixes it.';
+  E'Null when cleanup can find batches of the table through an index on the time column; otherwise what is wrong and the statement that fixes it. Raises 22004 for a null column.';
 
 ---- check_cleanup_policy
 ---- Refuses a policy that cleanup could not run safely; each problem has its own SQLSTATE.

@@ -131,6 +131,12 @@ begin
                        coalesce(ttl::text, 'null'), coalesce(lease::text, 'null')),
       hint = 'Defaults: ttl 24 hours, lease 30 seconds. The lease must outlast the slowest request.';
   end if;
+  -- bounded so a typo cannot pin a key (and its row) for centuries; a comparison, the hot path stays cheap
+  if ttl > interval '30 days' or lease > interval '1 day' then
+    raise exception using errcode = '22023',
+      message = format('ttl must be at most 30 days and lease at most 1 day, got ttl %s and lease %s', ttl, lease),
+      hint = 'A client retries a request within minutes or hours; a holder that works longer renews with idempotency_extend.';
+  end if;
   if holder is not null and not ballast.idempotency_holder_ok(holder) then
     perform ballast.idempotency_assert_holder(holder);
   end if;
@@ -211,6 +217,7 @@ comment on function ballast.idempotency_begin(text, text, text, interval, interv
   E'Claim an idempotency key. outcome: started (you hold it for `lease`: do the work, then idempotency_complete or idempotency_release), '
   'replay (the stored status_code and response_body), in_progress (another caller holds a live lease; retry after retry_after_seconds), '
   'mismatch (the key was used with a different request_hash). An expired key (older than ttl) counts as absent. '
+  'Raises 22023 unless 0 < lease <= ttl, ttl <= 30 days and lease <= 1 day. '
   'The holder is the argument holder, else the setting ballast.idempotency_owner, else a random value begin stores in that setting for the session '
   '(behind a transaction pooler, pass holder or set the setting in the transaction: a pooled session is shared).';
 
@@ -292,7 +299,7 @@ begin
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
 comment on function ballast.idempotency_release(text, text, text) is
-  E'Give up a key this caller holds without storing a result (e.g. after a 5xx), so a retry runs again. Raises 55000 when the caller does not hold it. '
+  E'Give up a key this caller holds without storing a result (e.g. after a 5xx), so a retry runs again. Raises 55000 when the caller does not hold it, 22023 unless 0 < lease <= 1 day. '
   'holder: the one given to idempotency_begin (default: the setting ballast.idempotency_owner).';
 
 ---- idempotency_extend
@@ -314,6 +321,11 @@ begin
       message = format('lease must be positive, got %s', coalesce(lease::text, 'null')),
       hint = 'Renew with the lease begin was given (default 30 seconds), every third of it.';
   end if;
+  if lease > interval '1 day' then
+    raise exception using errcode = '22023',
+      message = format('lease must be at most 1 day, got %s', lease),
+      hint = 'Renew with the lease begin was given (default 30 seconds), every third of it.';
+  end if;
   update ballast.idempotency_keys k set locked_until = greatest(k.locked_until, clock_timestamp() + lease)
   where k.scope = idempotency_extend.scope and k.key = idempotency_extend.key and k.status = 'in_progress'
     and k.locked_by = me
@@ -326,7 +338,7 @@ end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
 comment on function ballast.idempotency_extend(text, text, interval, text) is
   E'Renew the lease on a key this caller holds (locked_until = now + lease, never earlier than it was) and return the new end. '
-  'A holder that works longer than its lease calls it periodically, so only a crashed holder loses its key. Raises 55000 when the caller does not hold it. '
+  'A holder that works longer than its lease calls it periodically, so only a crashed holder loses its key. Raises 55000 when the caller does not hold it, 22023 unless 0 < lease <= 1 day. '
   'holder: the one given to idempotency_begin (default: the setting ballast.idempotency_owner).';
 
 ---- the signatures before the holder argument

@@ -157,6 +157,10 @@ declare
   v_plain boolean;
   i int;
 begin
+  if tbl is null then
+    raise exception using errcode = '22004', message = format('tag template %L: the table must not be null', template),
+      hint = 'Pass the table whose columns the {placeholders} name, e.g. ''app_public.funds''::regclass.';
+  end if;
   -- whole: length only; ' => ' has spaces, so the characters are checked in the parts below
   if template is null or length(template) not between 1 and 512 then
     raise exception using errcode = case when template is null then '22004' else '22023' end,
@@ -239,7 +243,7 @@ begin
 end;
 $$ language plpgsql stable;
 comment on function ballast.cache_tag_template(regclass, text) is
-  E'Parse a tag template for invalidate_on_change(): its SQL expression over row d (NULL when a placeholder is NULL; the collapsed tag when the value would make a tag check_cache_tag() refuses), collapsed tag, placeholder columns; rejects unknown columns (42703) and malformed templates or literal text check_cache_tag() refuses (22023).';
+  E'Parse a tag template for invalidate_on_change(): its SQL expression over row d (NULL when a placeholder is NULL; the collapsed tag when the value would make a tag check_cache_tag() refuses), collapsed tag, placeholder columns; rejects a null table or template (22004), unknown columns (42703) and malformed templates or literal text check_cache_tag() refuses (22023).';
 
 ---- invalidate_on_change
 ---- Installs statement-level triggers on a table that enqueue tags rendered from its changed rows.
@@ -440,9 +444,7 @@ returns boolean as $$
 declare
   v_fn text;
 begin
-  if tbl is null then
-    raise exception using errcode = '22004', message = 'stop_invalidating: table must not be null';
-  end if;
+  perform ballast.assert_relation(tbl, 'stop_invalidating');
   delete from ballast.cache_invalidation_triggers t where t.tbl = stop_invalidating.tbl returning t.function_name into v_fn;
   execute format('drop trigger if exists _500_invalidate_cache_insert on %s', tbl);
   execute format('drop trigger if exists _500_invalidate_cache_update on %s', tbl);
@@ -565,7 +567,7 @@ comment on function ballast.ack_cache_invalidations(bigint[], int[]) is
   E'Mark claimed cache tags delivered: ids with the attempts drain_cache_invalidation_queue() returned for them (the claim). A row claimed again since (its lease ran out) is left alone. Returns how many rows were acked.';
 
 ---- check_cache_claims
----- Raises 22004/22023 unless ids and claim_attempts are two arrays of the same length.
+---- Raises 22004/22023 unless ids and claim_attempts are two arrays of the same length without nulls.
 create or replace function ballast.check_cache_claims(fn text, ids bigint[], claim_attempts int[])
 returns void as $$
 begin
@@ -581,10 +583,16 @@ begin
                        fn, cardinality(ids), cardinality(claim_attempts)),
       hint = 'Pass the id and attempts columns drain_cache_invalidation_queue() returned, in the same order.';
   end if;
+  if array_position(ids, null) is not null or array_position(claim_attempts, null) is not null then
+    raise exception using errcode = '22004',
+      message = format('%s: ids and claim_attempts must not contain null, got null at %s', fn,
+                       coalesce('ids[' || array_position(ids, null) || ']', 'claim_attempts[' || array_position(claim_attempts, null) || ']')),
+      hint = 'Pass the id and attempts columns drain_cache_invalidation_queue() returned, as two arrays.';
+  end if;
 end;
 $$ language plpgsql immutable;
 comment on function ballast.check_cache_claims(text, bigint[], int[]) is
-  E'Raise 22004 (null) or 22023 (lengths differ) unless ids and claim_attempts describe claims: one attempts value per id.';
+  E'Raise 22004 (null, or a null element) or 22023 (lengths differ) unless ids and claim_attempts describe claims: one attempts value per id.';
 
 ---- fail_cache_invalidations
 ---- Records a failed delivery of claims: exponential backoff with a cap, dead letter after max_retries

@@ -24,6 +24,26 @@ $$ language sql immutable strict;
 comment on function ballast.sql_text_key(text) is
   E'A SQL fragment normalised for comparison: lower case, whitespace collapsed and none around parentheses and commas, a trailing semicolon dropped; quoted literals and identifiers kept as written. Used by ensure_trigger and ensure_policy.';
 
+---- assert_relation
+---- Raises 22004 for a null relation and 42P01 for an oid no relation has (dropped since it was looked up).
+-- A regclass argument can hold any oid ('12345'::oid::regclass): without this check a dropped one reaches
+-- format('%s', ...) as a bare number and fails later with a confusing error, or is accepted.
+create or replace function ballast.assert_relation(tbl regclass, fn text)
+returns void as $$
+begin
+  if tbl is null then
+    raise exception using errcode = '22004', message = format('%s: the relation must not be null', fn),
+      hint = 'Pass a relation as a regclass, e.g. ''app_public.funds''::regclass.';
+  end if;
+  if not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+    raise exception using errcode = '42P01', message = format('%s: no relation has oid %s (dropped?)', fn, tbl::oid),
+      hint = 'Pass an existing relation, by name: ''schema.name''::regclass.';
+  end if;
+end;
+$$ language plpgsql stable;
+comment on function ballast.assert_relation(regclass, text) is
+  E'Input check shared by the kit''s functions that take a relation: raises 22004 for null, 42P01 when no relation has the oid (dropped). fn names the caller in the message.';
+
 ---- ensure_policy
 ---- Creates a row level security policy, or replaces it when its definition differs; unchanged, nothing.
 -- An expression is compared as PostgreSQL prints it: parsed on a temporary copy of the table's columns,
@@ -44,9 +64,7 @@ declare
   present boolean;
   same boolean := false;
 begin
-  if tbl is null then
-    raise exception using errcode = '22004', message = 'ensure_policy: tbl must not be null';
-  end if;
+  perform ballast.assert_relation(tbl, 'ensure_policy');
   select c.relkind, c.relname, c.oid::regclass::text as name into rel from pg_class c where c.oid = tbl;
   if rel.relkind not in ('r', 'p') then
     raise exception using errcode = '42809',
@@ -124,7 +142,7 @@ begin
 end;
 $$ language plpgsql volatile;
 comment on function ballast.ensure_policy(regclass, name, text, name[], text, text, boolean) is
-  E'Create the policy policy_name on tbl, or drop and re-create it when its command, roles, permissive/restrictive or expressions differ from the ones given; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the policy. 22004 for a null table, 42809 for one that is not a table, 42704 for an unknown role, 22023 for a bad name, command, roles or expression combination.';
+  E'Create the policy policy_name on tbl, or drop and re-create it when its command, roles, permissive/restrictive or expressions differ from the ones given; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the policy. 22004 for a null table, 42P01 for a dropped one, 42809 for one that is not a table, 42704 for an unknown role, 22023 for a bad name, command, roles or expression combination.';
 
 ---- ensure_trigger
 ---- Creates a trigger, or replaces it when pg_get_triggerdef differs from the definition; unchanged, nothing.
@@ -246,9 +264,7 @@ returns void as $$
 declare
   rel record;
 begin
-  if tbl is null then
-    raise exception using errcode = '22004', message = 'owner_only_policy: table must not be null';
-  end if;
+  perform ballast.assert_relation(tbl, 'owner_only_policy');
   select c.relkind, c.relrowsecurity, c.relforcerowsecurity, r.rolname as owner, c.oid::regclass::text as name into rel
     from pg_class c join pg_roles r on r.oid = c.relowner where c.oid = tbl;
   if rel.relkind not in ('r', 'p') then
@@ -266,7 +282,7 @@ begin
 end;
 $$ language plpgsql volatile;
 comment on function ballast.owner_only_policy(regclass) is
-  E'Enable and force RLS on a kit table and allow its owner everything; other roles get nothing. Changes (and locks) the table only where it differs. 22004 for null, 42809 for a relation that is not a table.';
+  E'Enable and force RLS on a kit table and allow its owner everything; other roles get nothing. Changes (and locks) the table only where it differs. 22004 for null, 42P01 for a dropped relation, 42809 for a relation that is not a table.';
 
 select ballast.owner_only_policy('ballast.migrations');
 select ballast.owner_only_policy('ballast.installs');

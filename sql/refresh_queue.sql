@@ -153,10 +153,15 @@ comment on function ballast.refresh_backoff(int) is
 ---- A timestamp as milliseconds since 1970-01-01, the unit of the request flags.
 create or replace function ballast.epoch_ms(ts timestamptz)
 returns bigint as $$
-  select (pg_catalog.date_part('epoch', ts) * 1000)::bigint
-$$ language sql immutable strict;
+begin
+  if not pg_catalog.isfinite(ts) then
+    raise exception using errcode = '22008', message = format('epoch_ms: %s has no milliseconds since the epoch, a finite timestamp is needed', ts);
+  end if;
+  return (pg_catalog.date_part('epoch', ts) * 1000)::bigint;
+end;
+$$ language plpgsql immutable strict;
 comment on function ballast.epoch_ms(timestamptz) is
-  E'Milliseconds since the Unix epoch: the unit of the request flag sequences.';
+  E'Milliseconds since the Unix epoch: the unit of the request flag sequences. Raises 22008 for +/-infinity.';
 
 ---- request_flag_deadline
 ---- A view's request flag: until when writers need not record another request (null when none is pending).
@@ -213,9 +218,13 @@ comment on function ballast.request_trigger_function(regclass) is
 create or replace function ballast.create_request_trigger_function(request_flag regclass, matview regclass)
 returns text as $$
 declare
-  fn text := ballast.request_trigger_function(request_flag);
-  flag text := ballast.relation_name(request_flag);
+  fn text;
+  flag text;
 begin
+  perform ballast.assert_relation(request_flag, 'create_request_trigger_function');
+  perform ballast.assert_relation(matview, 'create_request_trigger_function');
+  fn := ballast.request_trigger_function(request_flag);
+  flag := ballast.relation_name(request_flag);
   execute format($f$
     create or replace function %s() returns trigger as $body$
     begin
@@ -308,6 +317,7 @@ declare
                      where p.oid = 'ballast.process_materialized_view_refreshes(interval)'::regprocedure);
   rel record;
 begin
+  perform ballast.assert_relation(matview, fn);
   select c.relowner::regrole::text as owner, n.nspname as schema_name into rel
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = matview;
   if not pg_catalog.has_schema_privilege(processor, rel.schema_name, 'USAGE') then
@@ -326,7 +336,7 @@ begin
 end;
 $$ language plpgsql stable;
 comment on function ballast.assert_matview_refreshable(regclass, text) is
-  E'Registration check of the refresh queue: raises 42501 unless the processor''s role (the kit''s owner) owns the materialized view, or inherits from its owner, and may use its schema.';
+  E'Registration check of the refresh queue: raises 42501 unless the processor''s role (the kit''s owner) owns the materialized view, or inherits from its owner, and may use its schema; 22004 for null, 42P01 for a dropped relation.';
 
 ---- register_matview
 ---- Records a view and installs statement triggers on its source tables; calling it again updates the settings.
@@ -374,6 +384,12 @@ begin
     raise exception using errcode = '22023',
       message = format('register_matview: max_delay (%s) must be at least debounce (%s)', register_matview.max_delay, register_matview.debounce),
       hint = 'Raise max_delay or lower debounce.';
+  end if;
+  if register_matview.max_delay > interval '1 day' then  -- debounce <= max_delay, so this bounds both
+    raise exception using errcode = '22023',
+      message = format('register_matview: debounce and max_delay must be at most 1 day, got debounce %s and max_delay %s',
+                       register_matview.debounce, register_matview.max_delay),
+      hint = 'A view refreshed less often than daily is better refreshed by a scheduled job of its own.';
   end if;
   perform ballast.assert_matview_refreshable(register_matview.view, 'register_matview');
 
@@ -439,7 +455,8 @@ begin
 end;
 $$ language plpgsql volatile;
 comment on function ballast.register_matview(regclass, regclass[], interval, interval) is
-  E'Register a materialized view with the refresh queue: statement triggers on every source table request a refresh; refreshed when debounce has passed since the last request or max_delay since the oldest. Idempotent: a second call updates the settings.';
+  E'Register a materialized view with the refresh queue: statement triggers on every source table request a refresh; refreshed when debounce has passed since the last request or max_delay since the oldest. Idempotent: a second call updates the settings. '
+  'Raises 22023 unless 0 < debounce <= max_delay <= 1 day.';
 
 ---- unregister_matview
 ---- Removes a view's triggers, request flag, pending requests and registration (its refresh log stays).
@@ -661,9 +678,9 @@ declare
   writers record;
   max_wait interval := coalesce(nullif(current_setting('ballast.refresh_writer_wait', true), ''), '10s')::interval;
 begin
-  if max_runtime is null or max_runtime <= interval '0' then
+  if max_runtime is null or max_runtime <= interval '0' or max_runtime > interval '1 day' then
     raise exception using errcode = '22023',
-      message = format('process_materialized_view_refreshes: max_runtime must be a positive interval, got %s', coalesce(max_runtime::text, 'null')),
+      message = format('process_materialized_view_refreshes: max_runtime must be more than 0 and at most 1 day, got %s', coalesce(max_runtime::text, 'null')),
       hint = 'e.g. ''50 seconds'' when pg_cron calls it every minute.';
   end if;
   deadline := clock_timestamp() + max_runtime;
@@ -702,7 +719,7 @@ begin
 end;
 $$ language plpgsql;
 comment on procedure ballast.process_materialized_view_refreshes(interval) is
-  E'Refresh every due registered view (once each per call, most urgent first), one processor per view at a time, committing after each. CALL it outside a transaction block; pg_cron runs it every minute.';
+  E'Refresh every due registered view (once each per call, most urgent first), one processor per view at a time, committing after each. CALL it outside a transaction block; pg_cron runs it every minute. Raises 22023 unless 0 < max_runtime <= 1 day.';
 
 ---- matview_status
 ---- Per registered view: pending since, last refresh, staleness, last error, whether CONCURRENTLY works.

@@ -31,9 +31,7 @@ begin
       message = format('exempt: unknown check %L', check_name),
       hint = 'Checks that take exemptions: rls, matview_unique_index.';
   end if;
-  if obj is null then
-    raise exception using errcode = '22004', message = 'exempt: object must not be null';
-  end if;
+  perform ballast.assert_relation(obj, 'exempt');
   if reason is null or length(trim(reason)) < 10 then
     raise exception using errcode = '22023',
       message = format('exempt: reason must say why in at least 10 characters, got %L', reason);

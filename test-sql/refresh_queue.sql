@@ -89,7 +89,7 @@ select throws_ok($$select ballast.request_refresh('rq_tap.mv')$$, '22023',
 select throws_ok($$select ballast.request_refresh('rq_tap.src')$$, '42809', null, 'request_refresh needs a materialized view');
 select throws_ok($$select ballast.unregister_matview('rq_tap.mv')$$, '22023', null, 'unregistering an unregistered view is refused');
 select throws_ok($$call ballast.process_materialized_view_refreshes('0 seconds')$$, '22023',
-                 'process_materialized_view_refreshes: max_runtime must be a positive interval, got 00:00:00', 'a zero max_runtime is refused');
+                 'process_materialized_view_refreshes: max_runtime must be more than 0 and at most 1 day, got 00:00:00', 'a zero max_runtime is refused');
 
 -- ---- registration installs one statement trigger per source; a second call updates, a third changes nothing
 select lives_ok($$select ballast.register_matview('rq_tap.mv', array['rq_tap.src', 'rq_tap.src2', 'rq_tap.src']::regclass[])$$,

@@ -48,6 +48,8 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.ack_cache_invalidations(bigint[],integer[])', $$select ballast.ack_cache_invalidations(ids => '{1}'::bigint[], claim_attempts => '{}'::int[])$$, '22023', 'ack_cache_invalidations: claim_attempts = {}'),
   ('ballast.ack_cache_invalidations(bigint[],integer[])', $$select ballast.ack_cache_invalidations(ids => '{}'::bigint[], claim_attempts => '{1}'::int[])$$, '22023', 'ack_cache_invalidations: ids = {}'),
   ('ballast.ack_cache_invalidations(bigint[],integer[])', $$select ballast.ack_cache_invalidations(ids => null::bigint[], claim_attempts => '{1}'::int[])$$, '22004', 'ack_cache_invalidations: ids = null'),
+  ('ballast.ack_cache_invalidations(bigint[],integer[])', $$select ballast.ack_cache_invalidations(ids => '{null}'::bigint[], claim_attempts => '{1}'::int[])$$, '22004', 'ack_cache_invalidations: ids = {null}'),
+  ('ballast.ack_cache_invalidations(bigint[],integer[])', $$select ballast.ack_cache_invalidations(ids => '{1}'::bigint[], claim_attempts => '{null}'::int[])$$, '22004', 'ack_cache_invalidations: claim_attempts = {null}'),
   -- add_cleanup_policy
   ('ballast.add_cleanup_policy(regclass,name,interval,integer,text,text,interval,interval)', $$select ballast.add_cleanup_policy(tbl => 'public.sweep_t'::regclass, time_column => 'created_at'::name, retain => '2 days'::interval, batch_pause => null::interval)$$, '22023', 'add_cleanup_policy: batch_pause = null'),
   ('ballast.add_cleanup_policy(regclass,name,interval,integer,text,text,interval,interval)', $$select ballast.add_cleanup_policy(tbl => 'public.sweep_t'::regclass, time_column => 'created_at'::name, retain => '2 days'::interval, batch_pause => '-1 day'::interval)$$, '22023', 'add_cleanup_policy: batch_pause = -1 day'),
@@ -88,6 +90,11 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   -- assert_matview_refreshable
   ('ballast.assert_matview_refreshable(regclass,text)', $$select ballast.assert_matview_refreshable(matview => 'pg_class'::regclass, fn => 'sweep')$$, '42501', 'assert_matview_refreshable: matview = catalog table pg_class'),
   ('ballast.assert_matview_refreshable(regclass,text)', $$select ballast.assert_matview_refreshable(matview => 'public.sweep_v'::regclass, fn => 'sweep')$$, '42501', 'assert_matview_refreshable: matview = a view'),
+  ('ballast.assert_matview_refreshable(regclass,text)', $$select ballast.assert_matview_refreshable(matview => null::regclass, fn => 'sweep')$$, '22004', 'assert_matview_refreshable: matview = null'),
+  ('ballast.assert_matview_refreshable(regclass,text)', $$select ballast.assert_matview_refreshable(matview => {dropped_oid}::oid::regclass, fn => 'sweep')$$, '42P01', 'assert_matview_refreshable: matview = dropped oid'),
+  -- assert_relation
+  ('ballast.assert_relation(regclass,text)', $$select ballast.assert_relation(tbl => null::regclass, fn => 'sweep')$$, '22004', 'assert_relation: tbl = null'),
+  ('ballast.assert_relation(regclass,text)', $$select ballast.assert_relation(tbl => {dropped_oid}::oid::regclass, fn => 'sweep')$$, '42P01', 'assert_relation: tbl = dropped oid'),
   -- audit_admin_rule_function
   ('ballast.audit_admin_rule_function(jsonb)', $$select ballast.audit_admin_rule_function(rule => '"x"'::jsonb)$$, '42883', 'audit_admin_rule_function: rule = "x"'),
   ('ballast.audit_admin_rule_function(jsonb)', $$select ballast.audit_admin_rule_function(rule => '[]'::jsonb)$$, '22023', 'audit_admin_rule_function: rule = []'),
@@ -100,11 +107,14 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.cache_tag_template(regclass,text)', $$select ballast.cache_tag_template(tbl => 'public.sweep_t'::regclass, template => null::text)$$, '22004', 'cache_tag_template: template = null'),
   ('ballast.cache_tag_template(regclass,text)', $$select ballast.cache_tag_template(tbl => 'public.sweep_t'::regclass, template => '')$$, '22023', 'cache_tag_template: template = empty'),
   ('ballast.cache_tag_template(regclass,text)', $$select ballast.cache_tag_template(tbl => 'public.sweep_t'::regclass, template => repeat('x', 10000))$$, '22023', 'cache_tag_template: template = 10k chars'),
+  ('ballast.cache_tag_template(regclass,text)', $$select ballast.cache_tag_template(tbl => null::regclass, template => 'sweep:{id}')$$, '22004', 'cache_tag_template: tbl = null'),
   -- check_cache_claims
   ('ballast.check_cache_claims(text,bigint[],integer[])', $$select ballast.check_cache_claims(fn => 'sweep', ids => '{1}'::bigint[], claim_attempts => null::int[])$$, '22004', 'check_cache_claims: claim_attempts = null'),
   ('ballast.check_cache_claims(text,bigint[],integer[])', $$select ballast.check_cache_claims(fn => 'sweep', ids => '{1}'::bigint[], claim_attempts => '{}'::int[])$$, '22023', 'check_cache_claims: claim_attempts = {}'),
   ('ballast.check_cache_claims(text,bigint[],integer[])', $$select ballast.check_cache_claims(fn => 'sweep', ids => null::bigint[], claim_attempts => '{1}'::int[])$$, '22004', 'check_cache_claims: ids = null'),
   ('ballast.check_cache_claims(text,bigint[],integer[])', $$select ballast.check_cache_claims(fn => 'sweep', ids => '{}'::bigint[], claim_attempts => '{1}'::int[])$$, '22023', 'check_cache_claims: ids = {}'),
+  ('ballast.check_cache_claims(text,bigint[],integer[])', $$select ballast.check_cache_claims(fn => 'sweep', ids => '{null}'::bigint[], claim_attempts => '{1}'::int[])$$, '22004', 'check_cache_claims: ids = {null}'),
+  ('ballast.check_cache_claims(text,bigint[],integer[])', $$select ballast.check_cache_claims(fn => 'sweep', ids => '{1}'::bigint[], claim_attempts => '{null}'::int[])$$, '22004', 'check_cache_claims: claim_attempts = {null}'),
   -- check_cache_tag
   ('ballast.check_cache_tag(text,text)', $$select ballast.check_cache_tag(tag => repeat('x', 10000))$$, '22023', 'check_cache_tag: tag = 10k chars'),
   ('ballast.check_cache_tag(text,text)', $$select ballast.check_cache_tag(tag => E'a\nb')$$, '22023', 'check_cache_tag: tag = control chars'),
@@ -119,6 +129,8 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.cleanup_batch(regclass,timestamp with time zone)', $$select ballast.cleanup_batch(tbl => null::regclass)$$, '22023', 'cleanup_batch: tbl = null'),
   ('ballast.cleanup_batch(regclass,timestamp with time zone)', $$select ballast.cleanup_batch(tbl => 'public.sweep_v'::regclass)$$, '22023', 'cleanup_batch: tbl = a view'),
   ('ballast.cleanup_batch(regclass,timestamp with time zone)', $$select ballast.cleanup_batch(tbl => {dropped_oid}::oid::regclass)$$, '22023', 'cleanup_batch: tbl = dropped oid'),
+  -- cleanup_index_problem
+  ('ballast.cleanup_index_problem(regclass,name)', $$select ballast.cleanup_index_problem(tbl => 'public.sweep_t'::regclass, col => null::name)$$, '22004', 'cleanup_index_problem: col = null'),
   -- configure
   ('ballast.configure(text,jsonb)', $$select ballast.configure(name => '', value => '[]'::jsonb)$$, '22023', 'configure: name = empty'),
   ('ballast.configure(text,jsonb)', $$select ballast.configure(name => null::text, value => '[]'::jsonb)$$, '22023', 'configure: name = null'),
@@ -127,11 +139,19 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.configure(text,jsonb)', $$select ballast.configure(name => 'x''; drop table ballast.settings; --', value => '[]'::jsonb)$$, '22023', 'configure: name = injection'),
   ('ballast.configure(text,jsonb)', $$select ballast.configure(name => 'verify_schemas', value => '{}'::jsonb)$$, '22023', 'configure: value = {}'),
   ('ballast.configure(text,jsonb)', $$select ballast.configure(name => 'verify_schemas', value => '"x"'::jsonb)$$, '22023', 'configure: value = "x"'),
+  -- cron_field_values
+  ('ballast.cron_field_values(text,integer,integer,text[])', $$select ballast.cron_field_values(field => '*', lo => 0, hi => 2147483647)$$, '22023', 'cron_field_values: hi = max int'),
+  ('ballast.cron_field_values(text,integer,integer,text[])', $$select ballast.cron_field_values(field => '*', lo => -1, hi => 2147483647)$$, '22023', 'cron_field_values: lo = -1, hi = max int'),
   -- cron_next
   ('ballast.cron_next(text,timestamp with time zone)', $$select ballast.cron_next(schedule => 'x''; drop table ballast.settings; --', after => now())$$, '22023', 'cron_next: schedule = injection'),
   ('ballast.cron_next(text,timestamp with time zone)', $$select ballast.cron_next(schedule => '', after => now())$$, '22023', 'cron_next: schedule = empty'),
   ('ballast.cron_next(text,timestamp with time zone)', $$select ballast.cron_next(schedule => repeat('x', 10000), after => now())$$, '22023', 'cron_next: schedule = 10k chars'),
   ('ballast.cron_next(text,timestamp with time zone)', $$select ballast.cron_next(schedule => E'a\nb', after => now())$$, '22023', 'cron_next: schedule = control chars'),
+  -- create_request_trigger_function
+  ('ballast.create_request_trigger_function(regclass,regclass)', $$select ballast.create_request_trigger_function(request_flag => null::regclass, matview => 'public.sweep_mv'::regclass)$$, '22004', 'create_request_trigger_function: request_flag = null'),
+  ('ballast.create_request_trigger_function(regclass,regclass)', $$select ballast.create_request_trigger_function(request_flag => {dropped_oid}::oid::regclass, matview => 'public.sweep_mv'::regclass)$$, '42P01', 'create_request_trigger_function: request_flag = dropped oid'),
+  ('ballast.create_request_trigger_function(regclass,regclass)', $$select ballast.create_request_trigger_function(request_flag => 'public.sweep_t'::regclass, matview => null::regclass)$$, '22004', 'create_request_trigger_function: matview = null'),
+  ('ballast.create_request_trigger_function(regclass,regclass)', $$select ballast.create_request_trigger_function(request_flag => 'public.sweep_t'::regclass, matview => {dropped_oid}::oid::regclass)$$, '42P01', 'create_request_trigger_function: matview = dropped oid'),
   -- disable_audit
   ('ballast.disable_audit(regclass)', $$select ballast.disable_audit(tbl => null::regclass)$$, '22004', 'disable_audit: tbl = null'),
   -- drain_cache_invalidation_queue
@@ -167,6 +187,10 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.enqueue_error_reports(jsonb)', $$select ballast.enqueue_error_reports(reports => null::jsonb)$$, '22023', 'enqueue_error_reports: reports = null'),
   ('ballast.enqueue_error_reports(jsonb)', $$select ballast.enqueue_error_reports(reports => '"x"'::jsonb)$$, '22023', 'enqueue_error_reports: reports = "x"'),
   ('ballast.enqueue_error_reports(jsonb)', $$select ballast.enqueue_error_reports(reports => '{}'::jsonb)$$, '22023', 'enqueue_error_reports: reports = {}'),
+  ('ballast.enable_audit(regclass,text[],text)', $$select ballast.enable_audit(tbl => {dropped_oid}::oid::regclass)$$, '42P01', 'enable_audit: tbl = dropped oid'),
+  -- epoch_ms
+  ('ballast.epoch_ms(timestamp with time zone)', $$select ballast.epoch_ms(ts => 'infinity'::timestamptz)$$, '22008', 'epoch_ms: ts = infinity'),
+  ('ballast.epoch_ms(timestamp with time zone)', $$select ballast.epoch_ms(ts => '-infinity'::timestamptz)$$, '22008', 'epoch_ms: ts = -infinity'),
   -- ensure_policy
   ('ballast.ensure_policy(regclass,name,text,name[],text,text,boolean)', $$select ballast.ensure_policy(tbl => 'public.sweep_t'::regclass, policy_name => 'created_at'::name, command => E'a\nb', using_expr => 'true')$$, '22023', 'ensure_policy: command = control chars'),
   ('ballast.ensure_policy(regclass,name,text,name[],text,text,boolean)', $$select ballast.ensure_policy(tbl => 'public.sweep_t'::regclass, policy_name => 'created_at'::name, command => null::text, using_expr => 'true')$$, '22023', 'ensure_policy: command = null'),
@@ -198,6 +222,7 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.ensure_view(text,text,text[])', $$select ballast.ensure_view(view_name => '', definition => 'select 1 as n')$$, '22023', 'ensure_view: view_name = empty'),
   ('ballast.ensure_view(text,text,text[])', $$select ballast.ensure_view(view_name => null::text, definition => 'select 1 as n')$$, '22023', 'ensure_view: view_name = null'),
   ('ballast.ensure_view(text,text,text[])', $$select ballast.ensure_view(view_name => 'x''; drop table ballast.settings; --', definition => 'select 1 as n')$$, '22023', 'ensure_view: view_name = injection'),
+  ('ballast.ensure_policy(regclass,name,text,name[],text,text,boolean)', $$select ballast.ensure_policy(tbl => {dropped_oid}::oid::regclass, policy_name => 'sweep'::name, using_expr => 'true')$$, '42P01', 'ensure_policy: tbl = dropped oid'),
   -- exempt
   ('ballast.exempt(text,regclass,text)', $$select ballast.exempt(check_name => E'a\nb', obj => 'public.sweep_t'::regclass, reason => 'sweep test exemption')$$, '22023', 'exempt: check_name = control chars'),
   ('ballast.exempt(text,regclass,text)', $$select ballast.exempt(check_name => null::text, obj => 'public.sweep_t'::regclass, reason => 'sweep test exemption')$$, '22023', 'exempt: check_name = null'),
@@ -216,7 +241,9 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.exempt_role(name,text)', $$select ballast.exempt_role(role_name => null::name, reason => 'sweep test exemption')$$, '22004', 'exempt_role: role_name = null'),
   ('ballast.exempt_role(name,text)', $$select ballast.exempt_role(role_name => 'x''; drop table ballast.settings; --'::name, reason => 'sweep test exemption')$$, '42704', 'exempt_role: role_name = injection'),
   ('ballast.exempt_role(name,text)', $$select ballast.exempt_role(role_name => 'no_such_column'::name, reason => 'sweep test exemption')$$, '42704', 'exempt_role: role_name = no such column'),
+  ('ballast.exempt(text,regclass,text)', $$select ballast.exempt(check_name => 'rls', obj => {dropped_oid}::oid::regclass, reason => 'sweep test exemption')$$, '42P01', 'exempt: obj = dropped oid'),
   -- explain_access
+  ('ballast.explain_access(regclass,text,jsonb)', $$select ballast.explain_access(tbl => {dropped_oid}::oid::regclass, command => 'select')$$, '42P01', 'explain_access: tbl = dropped oid'),
   ('ballast.explain_access(regclass,text,jsonb)', $$select ballast.explain_access(tbl => 'public.sweep_t'::regclass, command => null::text)$$, '22023', 'explain_access: command = null'),
   ('ballast.explain_access(regclass,text,jsonb)', $$select ballast.explain_access(tbl => 'public.sweep_t'::regclass, command => 'x''; drop table ballast.settings; --')$$, '22023', 'explain_access: command = injection'),
   ('ballast.explain_access(regclass,text,jsonb)', $$select ballast.explain_access(tbl => 'public.sweep_t'::regclass, command => E'a\nb')$$, '22023', 'explain_access: command = control chars'),
@@ -237,6 +264,8 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.fail_cache_invalidations(bigint[],integer[],text,integer,integer,boolean)', $$select ballast.fail_cache_invalidations(ids => '{1}'::bigint[], claim_attempts => '{}'::int[], error => 'boom')$$, '22023', 'fail_cache_invalidations: claim_attempts = {}'),
   ('ballast.fail_cache_invalidations(bigint[],integer[],text,integer,integer,boolean)', $$select ballast.fail_cache_invalidations(ids => '{}'::bigint[], claim_attempts => '{1}'::int[], error => 'boom')$$, '22023', 'fail_cache_invalidations: ids = {}'),
   ('ballast.fail_cache_invalidations(bigint[],integer[],text,integer,integer,boolean)', $$select ballast.fail_cache_invalidations(ids => null::bigint[], claim_attempts => '{1}'::int[], error => 'boom')$$, '22004', 'fail_cache_invalidations: ids = null'),
+  ('ballast.fail_cache_invalidations(bigint[],integer[],text,integer,integer,boolean)', $$select ballast.fail_cache_invalidations(ids => '{null}'::bigint[], claim_attempts => '{1}'::int[], error => 'boom')$$, '22004', 'fail_cache_invalidations: ids = {null}'),
+  ('ballast.fail_cache_invalidations(bigint[],integer[],text,integer,integer,boolean)', $$select ballast.fail_cache_invalidations(ids => '{1}'::bigint[], claim_attempts => '{null}'::int[], error => 'boom')$$, '22004', 'fail_cache_invalidations: claim_attempts = {null}'),
   ('ballast.fail_cache_invalidations(bigint[],integer[],text,integer,integer,boolean)', $$select ballast.fail_cache_invalidations(ids => '{1}'::bigint[], claim_attempts => '{1}'::int[], error => 'boom', permanent => null::boolean)$$, '22004', 'fail_cache_invalidations: permanent = null'),
   -- idempotency_assert_holder
   ('ballast.idempotency_assert_holder(text)', $$select ballast.idempotency_assert_holder(holder => repeat('x', 10000))$$, '22023', 'idempotency_assert_holder: holder = 10k chars'),
@@ -263,6 +292,8 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => 'sweep', lease => null::interval)$$, '22023', 'idempotency_begin: lease = null'),
   ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => 'sweep', lease => '0'::interval)$$, '22023', 'idempotency_begin: lease = 0'),
   ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => 'sweep', lease => '1000 years'::interval)$$, '22023', 'idempotency_begin: lease = 1000 years'),
+  ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => 'sweep', ttl => '1000 years'::interval)$$, '22023', 'idempotency_begin: ttl = 1000 years'),
+  ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => 'sweep', ttl => '1000 years'::interval, lease => '1000 years'::interval)$$, '22023', 'idempotency_begin: ttl and lease = 1000 years'),
   ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => repeat('x', 10000))$$, '22023', 'idempotency_begin: request_hash = 10k chars'),
   ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => '')$$, '22023', 'idempotency_begin: request_hash = empty'),
   ('ballast.idempotency_begin(text,text,text,interval,interval,text)', $$select ballast.idempotency_begin(scope => 'sweep', key => 'sweep', request_hash => null::text)$$, '22023', 'idempotency_begin: request_hash = null'),
@@ -306,6 +337,7 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.idempotency_extend(text,text,interval,text)', $$select ballast.idempotency_extend(scope => 'sweep', key => 'sweep', lease => null::interval, holder => 'sweep')$$, '22023', 'idempotency_extend: lease = null'),
   ('ballast.idempotency_extend(text,text,interval,text)', $$select ballast.idempotency_extend(scope => 'sweep', key => 'sweep', lease => '-1 day'::interval, holder => 'sweep')$$, '22023', 'idempotency_extend: lease = -1 day'),
   ('ballast.idempotency_extend(text,text,interval,text)', $$select ballast.idempotency_extend(scope => 'sweep', key => 'sweep', lease => '0'::interval, holder => 'sweep')$$, '22023', 'idempotency_extend: lease = 0'),
+  ('ballast.idempotency_extend(text,text,interval,text)', $$select ballast.idempotency_extend(scope => 'sweep', key => 'sweep', lease => '1000 years'::interval, holder => 'sweep')$$, '22023', 'idempotency_extend: lease = 1000 years'),
   ('ballast.idempotency_extend(text,text,interval,text)', $$select ballast.idempotency_extend(scope => null::text, key => 'sweep', holder => 'sweep')$$, '22023', 'idempotency_extend: scope = null'),
   ('ballast.idempotency_extend(text,text,interval,text)', $$select ballast.idempotency_extend(scope => 'x''; drop table ballast.settings; --', key => 'sweep', holder => 'sweep')$$, '55000', 'idempotency_extend: scope = injection'),
   ('ballast.idempotency_extend(text,text,interval,text)', $$select ballast.idempotency_extend(scope => E'a\nb', key => 'sweep', holder => 'sweep')$$, '55000', 'idempotency_extend: scope = control chars'),
@@ -344,11 +376,13 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.merge_cache_invalidation_inbox(integer)', $$select ballast.merge_cache_invalidation_inbox(max_rows => 0)$$, '22023', 'merge_cache_invalidation_inbox: max_rows = 0'),
   -- owner_only_policy
   ('ballast.owner_only_policy(regclass)', $$select ballast.owner_only_policy(tbl => null::regclass)$$, '22004', 'owner_only_policy: tbl = null'),
+  ('ballast.owner_only_policy(regclass)', $$select ballast.owner_only_policy(tbl => {dropped_oid}::oid::regclass)$$, '42P01', 'owner_only_policy: tbl = dropped oid'),
   ('ballast.owner_only_policy(regclass)', $$select ballast.owner_only_policy(tbl => 'public.sweep_v'::regclass)$$, '42809', 'owner_only_policy: tbl = a view'),
   -- process_materialized_view_refreshes
   ('ballast.process_materialized_view_refreshes(interval)', $$call ballast.process_materialized_view_refreshes(max_runtime => '-1 day'::interval)$$, '22023', 'process_materialized_view_refreshes: max_runtime = -1 day'),
   ('ballast.process_materialized_view_refreshes(interval)', $$call ballast.process_materialized_view_refreshes(max_runtime => '0'::interval)$$, '22023', 'process_materialized_view_refreshes: max_runtime = 0'),
   ('ballast.process_materialized_view_refreshes(interval)', $$call ballast.process_materialized_view_refreshes(max_runtime => null::interval)$$, '22023', 'process_materialized_view_refreshes: max_runtime = null'),
+  ('ballast.process_materialized_view_refreshes(interval)', $$call ballast.process_materialized_view_refreshes(max_runtime => '1000 years'::interval)$$, '22023', 'process_materialized_view_refreshes: max_runtime = 1000 years'),
   -- rate_limit_prune
   ('ballast.rate_limit_prune(integer)', $$select ballast.rate_limit_prune(batch_size => null::int)$$, '22023', 'rate_limit_prune: batch_size = null'),
   ('ballast.rate_limit_prune(integer)', $$select ballast.rate_limit_prune(batch_size => -1)$$, '22023', 'rate_limit_prune: batch_size = -1'),
@@ -387,6 +421,7 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.register_matview(regclass,regclass[],interval,interval)', $$select ballast.register_matview(view => 'public.sweep_mv'::regclass, depends_on => '{public.sweep_t}'::regclass[], max_delay => '0'::interval)$$, '22023', 'register_matview: max_delay = 0'),
   ('ballast.register_matview(regclass,regclass[],interval,interval)', $$select ballast.register_matview(view => 'public.sweep_mv'::regclass, depends_on => '{public.sweep_t}'::regclass[], max_delay => null::interval)$$, '22023', 'register_matview: max_delay = null'),
   ('ballast.register_matview(regclass,regclass[],interval,interval)', $$select ballast.register_matview(view => 'public.sweep_mv'::regclass, depends_on => '{public.sweep_t}'::regclass[], max_delay => '-1 day'::interval)$$, '22023', 'register_matview: max_delay = -1 day'),
+  ('ballast.register_matview(regclass,regclass[],interval,interval)', $$select ballast.register_matview(view => 'public.sweep_mv'::regclass, depends_on => '{public.sweep_t}'::regclass[], max_delay => '1000 years'::interval)$$, '22023', 'register_matview: max_delay = 1000 years'),
   ('ballast.register_matview(regclass,regclass[],interval,interval)', $$select ballast.register_matview(view => 'public.sweep_v'::regclass, depends_on => '{public.sweep_t}'::regclass[])$$, '42809', 'register_matview: view = a view'),
   ('ballast.register_matview(regclass,regclass[],interval,interval)', $$select ballast.register_matview(view => {dropped_oid}::oid::regclass, depends_on => '{public.sweep_t}'::regclass[])$$, '42809', 'register_matview: view = dropped oid'),
   ('ballast.register_matview(regclass,regclass[],interval,interval)', $$select ballast.register_matview(view => 'pg_class'::regclass, depends_on => '{public.sweep_t}'::regclass[])$$, '42809', 'register_matview: view = catalog table pg_class'),
@@ -419,6 +454,7 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.schedule_job(text,text,text)', $$select ballast.schedule_job(job_name => 'sweep', schedule => null::text, command => 'select 1')$$, '22004', 'schedule_job: schedule = null'),
   -- stop_invalidating
   ('ballast.stop_invalidating(regclass)', $$select ballast.stop_invalidating(tbl => null::regclass)$$, '22004', 'stop_invalidating: tbl = null'),
+  ('ballast.stop_invalidating(regclass)', $$select ballast.stop_invalidating(tbl => {dropped_oid}::oid::regclass)$$, '42P01', 'stop_invalidating: tbl = dropped oid'),
   -- unregister_matview
   ('ballast.unregister_matview(regclass)', $$select ballast.unregister_matview(view => null::regclass)$$, '22004', 'unregister_matview: view = null'),
   ('ballast.unregister_matview(regclass)', $$select ballast.unregister_matview(view => 'pg_class'::regclass)$$, '22023', 'unregister_matview: view = catalog table pg_class'),
@@ -433,7 +469,6 @@ insert into sweep_no_bad_input values
   -- verdicts: they report a problem as a value instead of raising
   ('ballast.cleanup_expression_problem(text)', 'returns the problem with the expression as text, null when fine'),
   ('ballast.cleanup_index(regclass,name)', 'returns the index serving the column, null when none'),
-  ('ballast.cleanup_index_problem(regclass,name)', 'returns the problem as text (a null column raises a generic 22004 from format(): reported, not a case)'),
   ('ballast.cleanup_time_column_type(regclass,name)', 'returns the column''s type, null when there is no such column'),
   ('ballast.idempotency_holder_ok(text)', 'returns whether the holder is valid'),
   ('ballast.idempotency_key_ok(text,text)', 'returns whether scope and key are valid'),
@@ -447,8 +482,6 @@ insert into sweep_no_bad_input values
   ('ballast.cleanup_job_id(regclass)', 'the pg_cron job id of a policy, null when none'),
   ('ballast.cleanup_job_name(regclass)', 'the pg_cron job name of a table'),
   ('ballast.cleanup_lock_key(regclass)', 'advisory lock key of a table'),
-  ('ballast.cron_field_values(text,integer,integer,text[])', 'expands one cron field; cron_next() validates schedules (hi = 2147483647 fails with XX000: reported)'),
-  ('ballast.epoch_ms(timestamp with time zone)', 'milliseconds since the epoch (+/-infinity fails with a generic 22003: reported)'),
   ('ballast.qualified_name(regclass)', 'schema-qualified name of a relation'),
   ('ballast.refresh_backoff(integer)', 'backoff for a failure count'),
   ('ballast.refresh_lock_key(regclass)', 'advisory lock key of a view'),
@@ -470,8 +503,7 @@ insert into sweep_no_bad_input values
   ('ballast.unlock_matview_refresh(regclass)', 'releases an advisory lock on any oid'),
   ('ballast.wait_for_source_writers(regclass,interval)', 'waits for nobody when no source table is written'),
   -- raises by design
-  ('ballast.idempotency_not_held(text,text,text,text)', 'builds the 55000 "not held" error of complete/release/extend: it always raises'),
-  ('ballast.create_request_trigger_function(regclass,regclass)', 'called by register_matview only; a null or dropped request_flag fails with a raw 42601: reported');
+  ('ballast.idempotency_not_held(text,text,text,text)', 'builds the 55000 "not held" error of complete/release/extend: it always raises');
 
 select plan((select count(*)::int from sweep_cases) + 2);
 
