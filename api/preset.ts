@@ -31,6 +31,7 @@ export function makeBallastPreset(options: BallastOptions): GraphileConfig.Prese
 /** The preset for a resolved configuration; `pool` null: PostGraphile makes (and ends) one from config.authUrl. */
 export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.Pool | null; guard: DbGuard | null; verifier: JwtVerifier | null }): GraphileConfig.Preset {
   const { config, pool } = parts;
+  const timeouts = transactionSettings(config); // the same for every request: computed once
   const pgService = pool
     ? makePgService({ pool, schemas: config.schemas })
     : makePgService({
@@ -65,7 +66,7 @@ export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.P
       context(requestContext) {
         // The API's timeouts first (api/pool.ts: per transaction, so they never outlive it on a pooled
         // server connection), then the request's role, claims and id.
-        return { pgSettings: { ...transactionSettings(config), ...pgSettingsFor(stateOf(requestContext), config.anonymousRole) } };
+        return { pgSettings: { ...timeouts, ...pgSettingsFor(stateOf(requestContext), config.anonymousRole) } };
       },
     },
   };

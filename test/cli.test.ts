@@ -2,23 +2,10 @@
 // answer --json, and the exit codes are the documented ones (0 ok, 1 failed or not ok, 2 bad usage).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { ROOT } from '../scripts/lib/config.ts';
-import { cfg } from './helpers.ts';
+import { cfg, runNode } from './helpers.ts';
 
-function ballast(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env };
-    delete childEnv.DATABASE_URL; // only what the test gives
-    Object.assign(childEnv, env);
-    const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'ballast.js'), ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
+/** `ballast <args>` through the package's launcher, with no DATABASE_URL but the one a test gives. */
+const ballast = (args: string[], env: Record<string, string> = {}) => runNode('bin/ballast.js', args, { env, without: ['DATABASE_URL'] });
 
 const COMMANDS = ['migrate', 'uninstall', 'print-sql', 'verify', 'status', 'preflight', 'version'];
 

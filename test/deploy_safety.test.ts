@@ -12,29 +12,15 @@
 //     on any kit relation, and re-creates no policy, trigger or view.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { ROOT } from '../scripts/lib/config.ts';
-import { cfg, withClient } from './helpers.ts';
+import { cfg, runNode, withClient } from './helpers.ts';
 
 type Result = { code: number | null; out: string; err: string; ms: number };
 
 /** `ballast <args>` as a user runs it: a real process; BALLAST_LOCK_* only when a test sets them. */
 function cli(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.DATABASE_URL;
-    delete env.BALLAST_LOCK_TIMEOUT;
-    delete env.BALLAST_LOCK_RETRIES;
-    const t0 = performance.now();
-    const p = spawn(process.execPath, [path.join(ROOT, 'src', 'cli.ts'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => resolve({ code, out, err, ms: performance.now() - t0 }));
-  });
+  return runNode('src/cli.ts', args, { without: ['DATABASE_URL', 'BALLAST_LOCK_TIMEOUT', 'BALLAST_LOCK_RETRIES'] });
 }
 
 /** A session that holds a transaction open (with the locks it took) until release(). */

@@ -60,6 +60,29 @@ export function startNode(script: string, env: Record<string, string> = {}, base
   return p;
 }
 
+export type Run = { code: number | null; out: string; err: string; output: string; ms: number };
+
+/**
+ * Runs `node <file> <args>` from the project root until it exits (a CLI or a script, as a user runs
+ * it). `without`: variables of this process's environment the child does not inherit (DATABASE_URL,
+ * say); `env`: set for the child after that. `output` is stdout and stderr as they came; a process that
+ * outlives timeoutMs is killed, so a hang fails the test on its exit code instead of stalling the file.
+ */
+export function runNode(file: string, args: string[], opts: { env?: Record<string, string>; without?: string[]; timeoutMs?: number } = {}): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const v of opts.without ?? []) delete env[v];
+  Object.assign(env, opts.env);
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const p = spawn(process.execPath, [...NODE_ARGS, path.join(ROOT, file), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '', output = '';
+    p.stdout.on('data', (d) => { out += d; output += d; });
+    p.stderr.on('data', (d) => { err += d; output += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    p.on('exit', (code) => { clearTimeout(timer); resolve({ code, out, err, output, ms: performance.now() - t0 }); });
+  });
+}
+
 /** Polls `check` until it returns a value other than undefined, or fails after timeoutMs. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

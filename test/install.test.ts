@@ -5,14 +5,14 @@
 // database under test.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { runMigrations, Logger } from 'graphile-worker';
 import { ROOT } from '../scripts/lib/config.ts';
 import { PG_BIN } from '../scripts/lib/system.ts';
-import { withClient } from './helpers.ts';
+import { runNode, withClient } from './helpers.ts';
 import { scratchCluster, type Scratch } from './scratch_cluster.ts';
 
 const run = promisify(execFile);
@@ -22,15 +22,7 @@ type Result = { code: number | null; out: string; err: string };
 
 /** `ballast <args>` as a user runs it: a real process. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-    delete childEnv.DATABASE_URL;
-    const p = spawn(process.execPath, [path.join(ROOT, 'src', 'cli.ts'), ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => resolve({ code, out, err }));
-  });
+  return runNode('src/cli.ts', args, { env, without: ['DATABASE_URL'] });
 }
 
 async function q<T = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {

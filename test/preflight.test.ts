@@ -3,19 +3,11 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { ROOT } from '../scripts/lib/config.ts';
-import { freePort, startApi, stop } from './helpers.ts';
+import { freePort, runNode, startApi, stop } from './helpers.ts';
 
-function preflight(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [path.join(ROOT, 'scripts', 'preflight.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    p.on('exit', (code) => resolve({ code, out }));
-  });
+async function preflight(args: string[]): Promise<{ code: number | null; out: string }> {
+  const r = await runNode('scripts/preflight.ts', args);
+  return { code: r.code, out: r.output };
 }
 
 it('preflight checks targets in parallel with per-target timeouts', async () => {

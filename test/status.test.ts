@@ -2,22 +2,10 @@
 // section; a failing item (a cleanup run that ended in an error) makes it exit 1 and name that item.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { ROOT } from '../scripts/lib/config.ts';
-import { cfg, withClient } from './helpers.ts';
+import { cfg, runNode, withClient } from './helpers.ts';
 import type { Status } from '../src/status.ts';
 
-function status(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [path.join(ROOT, 'scripts', 'status.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
+const status = (args: string[]) => runNode('scripts/status.ts', args);
 
 it('status: json output, and exit 1 while a cleanup run has failed', async () => {
   const before = await status(['--json']);
