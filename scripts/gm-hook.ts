@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, databaseOf, withDatabase } from './lib/config.ts';
+import { ROOT, TEST_DB_NAME, databaseOf, withDatabase } from './lib/config.ts';
 import { fail } from './lib/output.ts';
 import { orderedSqlFiles } from '../src/kit_files.ts';
 
@@ -15,6 +15,11 @@ export function sqlFiles(): string[] {
   } catch (e) {
     fail((e as Error).message);
   }
+}
+
+/** The folder's real path when it exists here (the cluster may be on this machine), else the path itself. */
+function realDir(dir: string): string {
+  try { return fs.realpathSync(dir); } catch { return dir; }
 }
 
 async function main(): Promise<void> {
@@ -33,6 +38,13 @@ async function main(): Promise<void> {
       // pg_cron's launcher and its job workers reconnect on their own: close the door first, then end
       // every session and wait until they are gone, so graphile-migrate's DROP DATABASE finds none.
       const db = databaseOf(url);
+      // The variable alone does not decide: the database must be named for tests, or the server must be
+      // one of this project's throwaway clusters (its data folder under .ballast/ or /var/tmp/ballast-*).
+      const dataDir = (await client.query<{ d: string }>('select current_setting(\'data_directory\') as d')).rows[0].d;
+      const ours = [path.join(ROOT, '.ballast'), '/var/tmp/ballast-'].some((p) => dataDir.startsWith(p) || realDir(dataDir).startsWith(p));
+      if (!TEST_DB_NAME.test(db) && !ours) {
+        fail(`before-reset ends every session on ${db}, which is neither named for tests (*_test) nor on this project's own cluster (data in ${dataDir}): refused`);
+      }
       const exists = await client.query('select 1 from pg_database where datname = $1', [db]);
       if (exists.rowCount === 0) return;
       await client.query(`alter database ${client.escapeIdentifier(db)} allow_connections false`);

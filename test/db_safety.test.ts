@@ -4,23 +4,15 @@
 // happens before any connection is made (the URLs below point at a port nothing listens on).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { ROOT, dbConfig } from '../scripts/lib/config.ts';
+import { dbConfig } from '../scripts/lib/config.ts';
+import { runNode } from './helpers.ts';
 
 const PROD = 'postgres://postgres:secret@127.0.0.1:1/production';
 
-function script(file: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-    for (const v of ['BALLAST_TEST', 'BALLAST_TEST_PG_DATA', 'BALLAST_TEST_PG_PORT']) if (!(v in env)) delete childEnv[v];
-    const p = spawn(process.execPath, [path.join(ROOT, file), ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    p.on('exit', (code) => { clearTimeout(timer); resolve({ code, out }); });
-  });
+/** A script with the test environment's own variables removed unless the test gives them; its output combined. */
+async function script(file: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const r = await runNode(file, args, { env, without: ['BALLAST_TEST', 'BALLAST_TEST_PG_DATA', 'BALLAST_TEST_PG_PORT'], timeoutMs: 30_000 });
+  return { code: r.code, out: r.output };
 }
 
 describe('database safety', () => {
@@ -40,6 +32,7 @@ describe('database safety', () => {
     const cfg = dbConfig({ test: true }, { BALLAST_TEST_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop_test' });
     assert.equal(cfg.disposable, true);
     assert.equal(cfg.dbName, 'shop_test');
+    assert.match(cfg.shadowOwnerUrl, /\/shop_shadow_test$/, 'its shadow database, which graphile-migrate erases, is named for tests too');
   });
 
   it('against a server ballast did not create, a missing password stops the command, naming it; nothing is disposable', () => {

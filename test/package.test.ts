@@ -12,7 +12,7 @@ import { ROOT, withDatabase } from '../scripts/lib/config.ts';
 import { cfg, withClient } from './helpers.ts';
 
 const exec = promisify(execFile);
-const DB = 'package_consumer';
+const DB = 'package_consumer_test'; // named for tests: the test drops and creates it
 let dir = '';
 let tarball = '';
 // Node 22 first on the PATH: the folder's npx and the package's `#!/usr/bin/env node` bin use it

@@ -53,15 +53,16 @@ export async function bootstrap(cfg: DbConfig): Promise<void> {
       await admin.query(`create role ${ident(r)} ${attrs} nosuperuser nocreatedb nocreaterole nobypassrls`);
       log(`created role ${r}`);
     }
-    if (cfg.disposable && me.rolsuper) {
-      // our own cluster or test database: the development passwords and attributes, every time
+    if (cfg.managed && me.rolsuper) {
+      // our own cluster: the development passwords and attributes, every time. Not on a *_test database
+      // of another server: roles are server-wide there, and one that exists is not ours to re-password.
       for (const r of [ROLES.owner, ROLES.authenticator]) {
         const attrs = r === ROLES.authenticator ? 'login noinherit' : 'login inherit';
         await admin.query(`alter role ${ident(r)} ${attrs} nosuperuser nocreatedb nocreaterole nobypassrls password ${literal(password(r))}`);
       }
     }
     for (const r of VISITORS) {
-      if (missing.includes(r) || missing.includes(ROLES.authenticator) || cfg.disposable) {
+      if (missing.includes(r) || missing.includes(ROLES.authenticator) || cfg.managed) {
         await admin.query(`grant ${ident(r)} to ${ident(ROLES.authenticator)}`);
       }
     }

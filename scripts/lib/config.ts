@@ -59,6 +59,14 @@ export function intFromEnv(name: string, fallback: number, env = process.env): n
   return n;
 }
 
+/**
+ * graphile-migrate's shadow database (it erases it): a test database's shadow is named for tests too
+ * (shop_test → shop_shadow_test), so every database the test scripts erase ends in _test.
+ */
+export function shadowName(dbName: string): string {
+  return TEST_DB_NAME.test(dbName) ? `${dbName.replace(TEST_DB_NAME, '')}_shadow_test` : `${dbName}_shadow`;
+}
+
 export type Purpose = 'app' | 'test' | 'bench';
 
 /** A test database must be named for tests: its name ends in _test. */
@@ -98,7 +106,7 @@ export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: stri
       rootUrl: external,
       ownerUrl: withCredentials(external, ROLES.owner, ownerPassword),
       authUrl: env.AUTH_DATABASE_URL || withCredentials(external, ROLES.authenticator, authenticatorPassword),
-      shadowOwnerUrl: withCredentials(external, ROLES.owner, ownerPassword, `${dbName}_shadow`),
+      shadowOwnerUrl: withCredentials(external, ROLES.owner, ownerPassword, shadowName(dbName)),
       ownerPassword,
       authenticatorPassword,
     };
@@ -119,7 +127,7 @@ export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: stri
     rootUrl: base,
     ownerUrl: withCredentials(base, ROLES.owner, ownerPassword),
     authUrl: env.AUTH_DATABASE_URL || withCredentials(base, ROLES.authenticator, authenticatorPassword),
-    shadowOwnerUrl: withCredentials(base, ROLES.owner, ownerPassword, `${dbName}_shadow`),
+    shadowOwnerUrl: withCredentials(base, ROLES.owner, ownerPassword, shadowName(dbName)),
     ownerPassword,
     authenticatorPassword,
   };
