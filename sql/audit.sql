@@ -142,17 +142,10 @@ begin
   select case when cardinality(pk) = 1 and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) then 'int' else '' end
     into key_kind from pg_attribute a where a.attrelid = tbl and a.attname = pk[1];
 
-  -- ensure_trigger (sql/kit.sql): enabling a table again with the same settings (an app's re-applied
+  -- ensure_statement_triggers (sql/kit.sql): enabling a table again with the same settings (an app's re-applied
   -- definitions do it on every deploy) keeps its triggers and takes no lock on it
   args := format('%L, %L, %L, %L, %L, %L', pk, exclude_columns, coalesce(org_col, ''), key_kind, rel.name, substr(md5(rel.name), 1, 16));
-  perform ballast.ensure_trigger(tbl, '_900_audit_insert', format(
-    'after insert on %s referencing new table as new_table for each statement execute function ballast.tg__audit(%s)', tbl, args));
-  perform ballast.ensure_trigger(tbl, '_900_audit_update', format(
-    'after update on %s referencing old table as old_table new table as new_table for each statement execute function ballast.tg__audit(%s)', tbl, args));
-  perform ballast.ensure_trigger(tbl, '_900_audit_delete', format(
-    'after delete on %s referencing old table as old_table for each statement execute function ballast.tg__audit(%s)', tbl, args));
-  perform ballast.ensure_trigger(tbl, '_900_audit_truncate', format(
-    'after truncate on %s for each statement execute function ballast.tg__audit(%s)', tbl, args));
+  perform ballast.ensure_statement_triggers(tbl, '_900_audit_', format('ballast.tg__audit(%s)', args), 'new_table', 'old_table');
   delete from ballast.audited_tables a where a.table_name = rel.name;
   insert into ballast.audited_tables (table_name, pk_columns, exclude_columns, org_column)
   values (rel.name, pk, exclude_columns, org_col);

@@ -413,16 +413,9 @@ $f$, v_body, v_fixed);
   execute format('alter function ballast.%I() owner to %I', v_fn, v_owner);
   execute format('revoke all on function ballast.%I() from public', v_fn);
 
-  -- ensure_trigger (sql/kit.sql): the same registration again (an app's re-applied definitions do it on
+  -- ensure_statement_triggers (sql/kit.sql): the same registration again (an app's re-applied definitions do it on
   -- every deploy) keeps the triggers and takes no lock on the table
-  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_insert', format(
-    'after insert on %s referencing new table as ballast_new for each statement execute function ballast.%I()', tbl, v_fn));
-  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_update', format(
-    'after update on %s referencing old table as ballast_old new table as ballast_new for each statement execute function ballast.%I()', tbl, v_fn));
-  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_delete', format(
-    'after delete on %s referencing old table as ballast_old for each statement execute function ballast.%I()', tbl, v_fn));
-  perform ballast.ensure_trigger(tbl, '_500_invalidate_cache_truncate', format(
-    'after truncate on %s for each statement execute function ballast.%I()', tbl, v_fn));
+  perform ballast.ensure_statement_triggers(tbl, '_500_invalidate_cache_', format('ballast.%I()', v_fn), 'ballast_new', 'ballast_old');
   if v_old_fn is not null and v_old_fn <> v_fn then
     execute format('drop function if exists ballast.%I()', v_old_fn);
   end if;

@@ -187,6 +187,39 @@ $$ language plpgsql volatile;
 comment on function ballast.ensure_trigger(regclass, name, text) is
   E'Create the trigger trigger_name on tbl from definition (the text after "create trigger <name>"), or drop and re-create it when pg_get_triggerdef differs or the trigger is disabled; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the trigger. 22004 for a null table, 22023 for a missing name or definition, or a definition naming another table.';
 
+---- ensure_statement_triggers
+---- The four AFTER … FOR EACH STATEMENT triggers (insert, update, delete, truncate) of one function, through ensure_trigger.
+-- How the kit watches a table (enable_audit, invalidate_on_change): INSERT sees the new rows, UPDATE the
+-- old and the new, DELETE the old, through transition tables named new_table / old_table; TRUNCATE none.
+create or replace function ballast.ensure_statement_triggers(tbl regclass, name_prefix text, fn_call text, new_table name, old_table name)
+returns boolean as $$
+declare
+  ins boolean;
+  upd boolean;
+  del boolean;
+  trn boolean;
+begin
+  perform ballast.assert_relation(tbl, 'ensure_statement_triggers');
+  if name_prefix is null or name_prefix = '' or fn_call is null or btrim(fn_call) = '' or new_table is null or old_table is null then
+    raise exception using errcode = '22004',
+      message = format('ensure_statement_triggers: name_prefix, fn_call, new_table and old_table are all needed (on %s), got %L, %L, %L, %L',
+                       tbl, name_prefix, fn_call, new_table, old_table);
+  end if;
+  -- one call each, all four always made (an "or" could skip a call once one returned true)
+  ins := ballast.ensure_trigger(tbl, (name_prefix || 'insert')::name, format(
+    'after insert on %s referencing new table as %I for each statement execute function %s', tbl, new_table, fn_call));
+  upd := ballast.ensure_trigger(tbl, (name_prefix || 'update')::name, format(
+    'after update on %s referencing old table as %I new table as %I for each statement execute function %s', tbl, old_table, new_table, fn_call));
+  del := ballast.ensure_trigger(tbl, (name_prefix || 'delete')::name, format(
+    'after delete on %s referencing old table as %I for each statement execute function %s', tbl, old_table, fn_call));
+  trn := ballast.ensure_trigger(tbl, (name_prefix || 'truncate')::name, format(
+    'after truncate on %s for each statement execute function %s', tbl, fn_call));
+  return ins or upd or del or trn;
+end;
+$$ language plpgsql volatile;
+comment on function ballast.ensure_statement_triggers(regclass, text, text, name, name) is
+  E'The triggers <name_prefix>insert, update, delete and truncate on tbl: AFTER … FOR EACH STATEMENT, executing fn_call (e.g. ''ballast.tg__audit(...)''), with the transition tables named new_table and old_table; each through ensure_trigger, so unchanged ones are left alone. Returns whether any was (re)created. 22004 for a null or dropped table (42P01) or a missing argument.';
+
 ---- ensure_view
 ---- Creates a view, or replaces it when its query, columns or options differ; unchanged, nothing.
 -- The query is compared as PostgreSQL prints it, parsed into a temporary view. CREATE OR REPLACE VIEW

@@ -206,6 +206,12 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.ensure_policy(regclass,name,text,name[],text,text,boolean)', $$select ballast.ensure_policy(tbl => 'public.sweep_v'::regclass, policy_name => 'created_at'::name, using_expr => 'true')$$, '42809', 'ensure_policy: tbl = a view'),
   ('ballast.ensure_policy(regclass,name,text,name[],text,text,boolean)', $$select ballast.ensure_policy(tbl => 'public.sweep_t'::regclass, policy_name => 'created_at'::name, using_expr => '')$$, '22023', 'ensure_policy: using_expr = empty'),
   ('ballast.ensure_policy(regclass,name,text,name[],text,text,boolean)', $$select ballast.ensure_policy(tbl => 'public.sweep_t'::regclass, policy_name => 'created_at'::name, using_expr => null::text)$$, '22023', 'ensure_policy: using_expr = null'),
+  -- ensure_statement_triggers
+  ('ballast.ensure_statement_triggers(regclass,text,text,name,name)', $$select ballast.ensure_statement_triggers(null::regclass, '_sweep_', 'ballast.tg_audit_log__append_only()', 'n', 'o')$$, '22004', 'ensure_statement_triggers: tbl = null'),
+  ('ballast.ensure_statement_triggers(regclass,text,text,name,name)', $$select ballast.ensure_statement_triggers({dropped_oid}::oid::regclass, '_sweep_', 'ballast.tg_audit_log__append_only()', 'n', 'o')$$, '42P01', 'ensure_statement_triggers: tbl = dropped oid'),
+  ('ballast.ensure_statement_triggers(regclass,text,text,name,name)', $$select ballast.ensure_statement_triggers('public.sweep_t'::regclass, null, 'ballast.tg_audit_log__append_only()', 'n', 'o')$$, '22004', 'ensure_statement_triggers: name_prefix = null'),
+  ('ballast.ensure_statement_triggers(regclass,text,text,name,name)', $$select ballast.ensure_statement_triggers('public.sweep_t'::regclass, '_sweep_', '', 'n', 'o')$$, '22004', 'ensure_statement_triggers: fn_call = empty'),
+  ('ballast.ensure_statement_triggers(regclass,text,text,name,name)', $$select ballast.ensure_statement_triggers('public.sweep_t'::regclass, '_sweep_', 'ballast.tg_audit_log__append_only()', null, 'o')$$, '22004', 'ensure_statement_triggers: new_table = null'),
   -- ensure_trigger
   ('ballast.ensure_trigger(regclass,name,text)', $$select ballast.ensure_trigger(tbl => 'public.sweep_t'::regclass, trigger_name => 'created_at'::name, definition => null::text)$$, '22023', 'ensure_trigger: definition = null'),
   ('ballast.ensure_trigger(regclass,name,text)', $$select ballast.ensure_trigger(tbl => 'public.sweep_t'::regclass, trigger_name => 'created_at'::name, definition => '')$$, '22023', 'ensure_trigger: definition = empty'),
