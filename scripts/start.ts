@@ -1,7 +1,7 @@
 // npm start: cluster up → migrate → the example's API (example/server.ts) + worker. Ctrl-C or SIGTERM
 // stops the API and the worker, then the cluster if this command started it; nothing is left running.
 import path from 'node:path';
-import { ROOT, apiEnv, dbConfig } from './lib/config.ts';
+import { ROOT, apiEnv, dbConfig, workerEnv } from './lib/config.ts';
 import * as cluster from './lib/cluster.ts';
 import { ensureSystemPackages } from './lib/system.ts';
 import { migrate } from './lib/migrate.ts';
@@ -43,9 +43,10 @@ const node = process.execPath;
 const conditions = '--conditions=ballast-source';
 const children: Child[] = [
   startChild('api', node, [conditions, path.join(ROOT, 'example', 'server.ts')], env),
-  // the worker LISTENs for jobs: a direct connection, as the example's owner (it installed the kit)
+  // the worker LISTENs for jobs: a direct connection, as ballast's worker's own login role
+  // (ballast_worker_login: its tasks' functions and its jobs, no owner's or superuser's login in its environment)
   startChild('worker', node, [conditions, path.join(ROOT, 'example', 'worker.ts')],
-    { ...process.env, GRAPHILE_ENV: env.GRAPHILE_ENV, WORKER_DATABASE_URL: cfg.ownerUrl }),
+    { ...workerEnv(process.env, cfg.workerUrl), GRAPHILE_ENV: env.GRAPHILE_ENV }),
 ];
 
 let stopping = false;

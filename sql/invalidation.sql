@@ -525,6 +525,8 @@ begin
     returning q.id, q.tag, q.attempts;
 end;
 $$ language plpgsql volatile set jit = off
+-- SECURITY DEFINER: ballast's worker calls it as ballast_worker_login, which has no rights on the queue
+security definer set search_path = pg_catalog, pg_temp
 -- Claim in id order by walking the pending index, whatever the statistics say: right after a burst of
 -- inserts they still say "empty", and a bitmap scan plus sort of every pending row per claim is 3x slower.
 -- The same for the update of the claimed ids: without enable_seqscan = off it scanned the whole queue.
@@ -554,7 +556,7 @@ begin
   get diagnostics v_n = row_count;
   return v_n;
 end;
-$$ language plpgsql volatile
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp  -- the worker's role has no table rights
 set enable_seqscan = off;  -- look the batch up by id, even when stale statistics call the queue empty
 comment on function ballast.ack_cache_invalidations(bigint[], int[]) is
   E'Mark claimed cache tags delivered: ids with the attempts drain_cache_invalidation_queue() returned for them (the claim). A row claimed again since (its lease ran out) is left alone. Returns how many rows were acked.';
@@ -634,7 +636,7 @@ begin
   select count(*)::int, min(r.next_attempt_at) into rescheduled, next_attempt_at from r;
   return next;
 end;
-$$ language plpgsql volatile
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp  -- the worker's role has no table rights
 set enable_seqscan = off;  -- look the batch up by id, even when stale statistics call the queue empty
 comment on function ballast.fail_cache_invalidations(bigint[], int[], text, int, int, boolean) is
   E'Record a failed delivery of claimed cache tags (ids with the attempts drain_cache_invalidation_queue() returned; a row claimed again since is left alone): retry after backoff_base_ms * 2^(retry_count-1), capped at backoff_max_ms; after max_retries failures, or at once when permanent (the sink refused the tags for good), the row moves to cache_invalidation_dead_letters.';

@@ -128,21 +128,35 @@ begin
         same := want_qual is not distinct from cur.qual and want_check is not distinct from cur.with_check;
       exception when insufficient_privilege or duplicate_table then
         same := false;  -- no TEMP privilege, or a temporary table of that name: replace (right, but it locks)
+      when syntax_error_or_access_rule_violation then
+        same := false;  -- a bad expression: the create below reports it (22023), changing nothing
       end;
     end if;
   end if;
   if same then
     return false;
   end if;
-  if present then
-    execute format('drop policy %I on %s', policy_name, tbl);
-  end if;
-  execute format(stmt, tbl);
+  -- one block: a bad expression rolls the drop back with it, so the old policy stays as it was
+  begin
+    if present then
+      execute format('drop policy %I on %s', policy_name, tbl);
+    end if;
+    execute format(stmt, tbl);
+  exception when syntax_error_or_access_rule_violation then
+    if sqlstate = '42501' then
+      raise;  -- not the text's fault: the caller may not change this table
+    end if;
+    raise exception using errcode = '22023',
+      message = format('ensure_policy: policy %I on %s: %s is not a valid policy on that table: %s (SQLSTATE %s)', policy_name, rel.name,
+                       concat_ws(' and ', 'using_expr ' || quote_literal(left(using_expr, 200)), 'check_expr ' || quote_literal(left(check_expr, 200))),
+                       sqlerrm, sqlstate),
+      hint = 'using_expr and check_expr are boolean SQL expressions over the table''s columns, e.g. org_id = ballast.current_org_id(); nothing was changed.';
+  end;
   return true;
 end;
 $$ language plpgsql volatile;
 comment on function ballast.ensure_policy(regclass, name, text, name[], text, text, boolean) is
-  E'Create the policy policy_name on tbl, or drop and re-create it when its command, roles, permissive/restrictive or expressions differ from the ones given; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the policy. 22004 for a null table, 42P01 for a dropped one, 42809 for one that is not a table, 42704 for an unknown role, 22023 for a bad name, command, roles or expression combination.';
+  E'Create the policy policy_name on tbl, or drop and re-create it when its command, roles, permissive/restrictive or expressions differ from the ones given; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the policy. 22004 for a null table, 42P01 for a dropped one, 42809 for one that is not a table, 42704 for an unknown role, 22023 for a bad name, command, roles or expression combination, or an expression that does not parse or names an unknown column (the message quotes it and PostgreSQL''s error; nothing changed).';
 
 ---- ensure_trigger
 ---- Creates a trigger, or replaces it when pg_get_triggerdef differs from the definition; unchanged, nothing.
@@ -173,10 +187,21 @@ begin
      and ballast.sql_text_key(cur.def) = ballast.sql_text_key(format('create trigger %I %s', trigger_name, definition)) then
     return false;
   end if;
-  if found then
-    execute format('drop trigger %I on %s', trigger_name, tbl);
-  end if;
-  execute format('create trigger %I %s', trigger_name, definition);
+  -- one block: a bad definition rolls the drop back with it, so the old trigger stays as it was
+  begin
+    if found then
+      execute format('drop trigger %I on %s', trigger_name, tbl);
+    end if;
+    execute format('create trigger %I %s', trigger_name, definition);
+  exception when syntax_error_or_access_rule_violation then
+    if sqlstate = '42501' then
+      raise;  -- not the text's fault: the caller may not change this table or run that function
+    end if;
+    raise exception using errcode = '22023',
+      message = format('ensure_trigger: definition %L of trigger %I on %s is not a valid trigger definition: %s (SQLSTATE %s)',
+                       left(definition, 300), trigger_name, rel_name, sqlerrm, sqlstate),
+      hint = format('definition is the text after "create trigger %I", e.g. after insert on %s for each statement execute function myschema.my_fn(); nothing was changed.', trigger_name, rel_name);
+  end;
   if not exists (select from pg_trigger t where t.tgrelid = tbl and t.tgname = trigger_name) then
     raise exception using errcode = '22023',
       message = format('ensure_trigger: definition %L creates trigger %I on another table than %s', definition, trigger_name, rel_name);
@@ -185,7 +210,7 @@ begin
 end;
 $$ language plpgsql volatile;
 comment on function ballast.ensure_trigger(regclass, name, text) is
-  E'Create the trigger trigger_name on tbl from definition (the text after "create trigger <name>"), or drop and re-create it when pg_get_triggerdef differs or the trigger is disabled; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the trigger. 22004 for a null table, 22023 for a missing name or definition, or a definition naming another table.';
+  E'Create the trigger trigger_name on tbl from definition (the text after "create trigger <name>"), or drop and re-create it when pg_get_triggerdef differs or the trigger is disabled; unchanged, it does nothing and takes no lock on the table. Returns whether it (re)created the trigger. 22004 for a null table, 22023 for a missing name or definition, a definition naming another table, or one that does not parse or names an unknown table, column or function (the message quotes it and PostgreSQL''s error; nothing changed).';
 
 ---- ensure_statement_triggers
 ---- The four AFTER … FOR EACH STATEMENT triggers (insert, update, delete, truncate) of one function, through ensure_trigger.
@@ -272,23 +297,38 @@ begin
       drop view pg_temp.ballast_ensure_view_candidate;
     exception when insufficient_privilege or duplicate_table then
       same := false;  -- no TEMP privilege: replace (right, but it locks)
+    when syntax_error_or_access_rule_violation then
+      same := false;  -- a bad query: the create below reports it (22023), changing nothing
     end;
     if same then
       return false;
     end if;
-    begin
-      execute format('create or replace view %I.%I%s as %s', parts[1], parts[2], with_clause, definition);
-      return true;
-    exception when invalid_table_definition or datatype_mismatch then
-      execute format('drop view %s', existing);  -- no cascade: objects that depend on it make this fail, named
-    end;
   end if;
-  execute format('create view %I.%I%s as %s', parts[1], parts[2], with_clause, definition);
+  -- one block: a bad query rolls a drop back with it, so the old view stays as it was
+  begin
+    if existing is not null then
+      begin
+        execute format('create or replace view %I.%I%s as %s', parts[1], parts[2], with_clause, definition);
+        return true;
+      exception when invalid_table_definition or datatype_mismatch then
+        execute format('drop view %s', existing);  -- no cascade: objects that depend on it make this fail, named
+      end;
+    end if;
+    execute format('create view %I.%I%s as %s', parts[1], parts[2], with_clause, definition);
+  exception when syntax_error_or_access_rule_violation then
+    if sqlstate = '42501' then
+      raise;  -- not the text's fault: the caller may not create there or read those tables
+    end if;
+    raise exception using errcode = '22023',
+      message = format('ensure_view: the definition of %s is not a valid view query: %s (SQLSTATE %s); got %L',
+                       view_name, sqlerrm, sqlstate, left(definition, 300)),
+      hint = 'definition is a select over existing tables and columns, e.g. select id, org_id from myschema.orders; nothing was changed.';
+  end;
   return true;
 end;
 $$ language plpgsql volatile;
 comment on function ballast.ensure_view(text, text, text[]) is
-  E'Create the view view_name (schema.view) as definition with options (e.g. {security_invoker=true}), or replace it when its query, columns or options differ: create or replace, or drop and create when a column is dropped, renamed or retyped (failing while other objects depend on it). Unchanged, it does nothing and takes no lock. Returns whether it changed the view. 22023 for an unqualified name, an empty query or a malformed option, 42809 when the name is another kind of relation.';
+  E'Create the view view_name (schema.view) as definition with options (e.g. {security_invoker=true}), or replace it when its query, columns or options differ: create or replace, or drop and create when a column is dropped, renamed or retyped (failing while other objects depend on it). Unchanged, it does nothing and takes no lock. Returns whether it changed the view. 22023 for an unqualified name, an empty query, a malformed option, or a query that does not parse or names an unknown table or column (the message quotes it and PostgreSQL''s error; nothing changed), 42809 when the name is another kind of relation.';
 
 ---- owner_only_policy
 ---- Gives a ballast table RLS (enabled and forced) with one policy: the owner may do everything.
@@ -537,6 +577,6 @@ comment on function ballast.verify_schemas() is
 create or replace function ballast.worker_schema()
 returns name as $$
   select (ballast.setting('worker_schema') #>> '{}')::name
-$$ language sql stable;
+$$ language sql stable security definer set search_path = pg_catalog;  -- ballast's worker reads it without reading every setting
 comment on function ballast.worker_schema() is
   E'The graphile-worker schema the kit''s SQL queues jobs in and reads (setting worker_schema, default ballast_worker); quote it with format(''%I'').';

@@ -60,6 +60,8 @@ Options:
 Environment:
   BALLAST_AUTHENTICATOR_PASSWORD   password for ballast_authenticator when migrate creates it
                                    (without it the role is created NOLOGIN)
+  BALLAST_WORKER_PASSWORD          password for ballast_worker_login (the worker's login role) when
+                                   migrate creates it (without it the role is created NOLOGIN)
   BALLAST_LOCK_TIMEOUT, BALLAST_LOCK_RETRIES   defaults for --lock-timeout and --lock-retries
 In .gmrc (graphile-migrate), before your migrations:
   "beforeAllMigrations": [{ "_": "command", "command": "npx ballast migrate --database-url \\"$GM_DBURL\\"" }]`,
@@ -77,9 +79,11 @@ Options:
   'print-sql': `Usage: ballast print-sql > ballast.sql
 
 Prints the install as one psql script (the same schema as ballast migrate):
-  psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] [-v ballast_lock_timeout=2s] -d <database> -f ballast.sql
+  psql -v ON_ERROR_STOP=1 [-v ballast_authenticator_password=...] [-v ballast_worker_password=...] [-v ballast_lock_timeout=2s] -d <database> -f ballast.sql
 It waits at most ballast_lock_timeout for any lock and, unlike migrate, does not retry: run it again.
-graphile-worker's schema for ballast's worker is created by the worker when it first starts.`,
+graphile-worker's schema for ballast's worker is not in it (the worker's login role may not create it):
+run npx graphile-worker --schema-only --schema ballast_worker -c <database> as the same role, then the
+script again, which gives ballast_worker_login its rights there.`,
   verify: `Usage: ballast verify [--database-url URL] [--json]
 
 Runs ballast.verify_migration_success() and prints one row per check; exit 1 when any check is not ok.
@@ -216,6 +220,7 @@ async function main(argv: string[]): Promise<number> {
       const r = await migrate({
         databaseUrl, force: values.force === true, workerSchema: values['no-worker-schema'] ? false : undefined, lockTimeout, lockRetries,
         authenticatorPassword: process.env.BALLAST_AUTHENTICATOR_PASSWORD || undefined,
+        workerPassword: process.env.BALLAST_WORKER_PASSWORD || undefined,
         onProgress: json ? undefined : (line) => process.stderr.write(`ballast: ${line}\n`),
       });
       const from = r.previousVersion ? `from ${r.previousVersion} ` : '';

@@ -16,5 +16,11 @@ export const KIT_ROLES = {
   anonymous: 'ballast_anonymous',
   member: 'ballast_member',
   admin: 'ballast_admin',
+  /**
+   * ballast's worker's login role: may claim, ack and fail cache-invalidation deliveries, record its
+   * heartbeat, read the refresh log's report and run graphile-worker's jobs in WORKER_SCHEMA; nothing else
+   * (no kit table, no DDL, no user schema). LOGIN only with a password given.
+   */
+  worker: 'ballast_worker_login',
 } as const;
 export const VISITOR_ROLES = [KIT_ROLES.anonymous, KIT_ROLES.member, KIT_ROLES.admin] as const;

@@ -1,6 +1,6 @@
 // The SQL of an install, shared by migrate() (which runs it) and print-sql (which prints it for psql):
 // one source, so both ways give the same schema.
-import { CRON_JOB_NAME, INSTALL_LOCK, KIT_ROLES, KIT_SCHEMA, VISITOR_ROLES } from './constants.ts';
+import { CRON_JOB_NAME, INSTALL_LOCK, KIT_ROLES, KIT_SCHEMA, VISITOR_ROLES, WORKER_SCHEMA } from './constants.ts';
 
 export const literal = (s: string) => "'" + s.replace(/'/g, "''") + "'";
 
@@ -64,17 +64,20 @@ comment on table ${KIT_SCHEMA}.migrations is
 
 /**
  * Creates the kit's roles that are missing, records them in ballast.created_roles (so `uninstall --roles`
- * drops exactly those) and never alters a role that exists. The authenticator gets LOGIN only when a
- * password is given (setting ballast.install_authenticator_password for this transaction).
+ * drops exactly those) and never alters a role that exists. The authenticator and the worker's login role
+ * get LOGIN only when a password is given (settings ballast.install_authenticator_password and
+ * ballast.install_worker_password for this transaction).
  */
 export const ROLES_SQL = `
 do $ballast$
 declare
   visitors text[] := array[${VISITOR_ROLES.map(literal).join(', ')}];
   authenticator text := ${literal(KIT_ROLES.authenticator)};
-  wanted text[] := array[${literal(KIT_ROLES.authenticator)}] || visitors;
+  worker text := ${literal(KIT_ROLES.worker)};
+  wanted text[] := array[${literal(KIT_ROLES.authenticator)}, ${literal(KIT_ROLES.worker)}] || visitors;
   missing text[];
   password text := nullif(current_setting('ballast.install_authenticator_password', true), '');
+  worker_password text := nullif(current_setting('ballast.install_worker_password', true), '');
   r text;
   created text[] := '{}';
 begin
@@ -87,7 +90,8 @@ begin
     raise exception using errcode = '42501',
       message = format('ballast needs the roles %s, which are missing, and %I may not create roles', array_to_string(missing, ', '), current_user),
       hint = 'Install as a role with CREATEROLE, or ask a superuser to create them: ' ||
-             (select string_agg(format('create role %I %s', m, case when m = authenticator then 'login noinherit password ''...''' else 'nologin' end), '; ')
+             (select string_agg(format('create role %I %s', m, case when m = authenticator then 'login noinherit password ''...'''
+                                                                    when m = worker then 'login noinherit password ''...''' else 'nologin' end), '; ')
               from unnest(missing) m) || '; then grant ' || array_to_string(visitors, ', ') || ' to ' || authenticator || '.';
   end if;
   foreach r in array missing loop
@@ -97,6 +101,14 @@ begin
         raise notice 'ballast: created role % without LOGIN (no password was given); to let the API log in: alter role % login password ''...''', r, r;
       else
         execute format('create role %I login noinherit nosuperuser nocreatedb nocreaterole nobypassrls password %L', r, password);
+      end if;
+    elsif r = worker then
+      -- NOINHERIT and a member of nothing: it has exactly the grants the kit gives it by name
+      if worker_password is null then
+        execute format('create role %I nologin noinherit nosuperuser nocreatedb nocreaterole nobypassrls', r);
+        raise notice 'ballast: created role % without LOGIN (no password was given); to let ballast''s worker log in: alter role % login password ''...''', r, r;
+      else
+        execute format('create role %I login noinherit nosuperuser nocreatedb nocreaterole nobypassrls password %L', r, worker_password);
       end if;
     else
       execute format('create role %I nologin nosuperuser nocreatedb nocreaterole nobypassrls', r);
@@ -109,6 +121,44 @@ begin
     if (r = any(created) or authenticator = any(created))
        and not pg_has_role(authenticator, r, 'member') then
       execute format('grant %I to %I', r, authenticator);
+    end if;
+  end loop;
+end
+$ballast$;
+`;
+
+/**
+ * What ballast's worker's login role may do in graphile-worker's schema for ballast's worker (ballast_worker),
+ * run after graphile-worker's own migrations (they may add tables). The installing role keeps owning that
+ * schema: the worker gets USAGE, SELECT on every table and view, INSERT/UPDATE/DELETE on the _private_*
+ * tables, and one policy per RLS-enabled table (graphile-worker enables RLS there without policies, so
+ * only the owner sees jobs). Not ownership and not membership in an owner role: the kit's SECURITY DEFINER
+ * functions call add_job and read jobs as the installing role, and code owned by, or tables alterable
+ * by, the worker's role would run as the installer there (a trigger or a replaced function). Idempotent;
+ * does nothing when the schema or the role is missing.
+ */
+export const WORKER_SCHEMA_ACCESS_SQL = `
+do $ballast$
+declare
+  s name := ${literal(WORKER_SCHEMA)};
+  w name := ${literal(KIT_ROLES.worker)};
+  t record;
+begin
+  if to_regnamespace(quote_ident(s)) is null or to_regrole(quote_ident(w)) is null then
+    return;
+  end if;
+  execute format('grant usage on schema %I to %I', s, w);
+  execute format('grant select on all tables in schema %I to %I', s, w);
+  execute format('grant usage on all sequences in schema %I to %I', s, w);
+  for t in
+    select c.oid::regclass as tbl, c.relrowsecurity as rls
+    from pg_class c
+    where c.relnamespace = to_regnamespace(quote_ident(s)) and c.relkind in ('r', 'p') and c.relname like '\\_private\\_%'
+    order by c.relname
+  loop
+    execute format('grant insert, update, delete on %s to %I', t.tbl, w);
+    if t.rls and not exists (select from pg_policy p where p.polrelid = t.tbl and p.polname = w) then
+      execute format('create policy %I on %s for all to %I using (true) with check (true)', w, t.tbl, w);
     end if;
   end loop;
 end

@@ -1,7 +1,8 @@
 // migrate(): install or upgrade the kit in a database, in one transaction, serialised by an advisory
 // lock. It refuses a database whose kit is newer than this code. It touches only schema ballast, the
 // roles it creates when they are missing, grants on its own objects, its own pg_cron jobs and, after
-// the commit, graphile-worker's schema for ballast's worker (ballast_worker).
+// the commit, graphile-worker's schema for ballast's worker (ballast_worker) and what the worker's login
+// role may do there (WORKER_SCHEMA_ACCESS_SQL).
 // A deploy must not hurt the app it serves: the transaction waits at most lockTimeout for any lock (a
 // long transaction on a table whose policy, trigger or view changes would otherwise queue every reader
 // and writer of that table behind the installer), and is retried as a whole, with backoff, when a lock
@@ -11,7 +12,7 @@ import { runMigrations, Logger } from 'graphile-worker';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
 import { compareVersions, definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
 import {
-  BOOKKEEPING_SQL, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, LOCK_NOT_AVAILABLE, ROLES_SQL, parseLockTimeout, recordInstallSql, recordMigrationSql,
+  BOOKKEEPING_SQL, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, LOCK_NOT_AVAILABLE, ROLES_SQL, WORKER_SCHEMA_ACCESS_SQL, parseLockTimeout, recordInstallSql, recordMigrationSql,
 } from './install_sql.ts';
 import { inInstallTransaction, isLockNotAvailable, type LockRetry, type Notice } from './install_transaction.ts';
 import { BallastError } from './errors.ts';
@@ -21,6 +22,8 @@ export type MigrateOptions = {
   databaseUrl: string;
   /** Password for ballast_authenticator if the installer creates it; without one it is created NOLOGIN. */
   authenticatorPassword?: string;
+  /** Password for ballast_worker_login (the worker's login role) if the installer creates it; without one it is created NOLOGIN. */
+  workerPassword?: string;
   /** Re-apply sql/ even when its digest is unchanged. */
   force?: boolean;
   /** Install graphile-worker's schema for ballast's worker (default WORKER_SCHEMA); false to skip. */
@@ -124,6 +127,14 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   if (opts.workerSchema !== false) {
     result.workerSchema = opts.workerSchema ?? WORKER_SCHEMA;
     await runMigrations({ connectionString: opts.databaseUrl, schema: result.workerSchema, logger: silentLogger });
+    // after graphile-worker's migrations, which may have added tables: the worker's login role's rights there
+    const c = new pg.Client({ connectionString: opts.databaseUrl });
+    await c.connect();
+    try {
+      await c.query(WORKER_SCHEMA_ACCESS_SQL);
+    } finally {
+      await c.end();
+    }
   }
   return result;
 
@@ -141,9 +152,10 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       result.migrationsApplied.push(m.name);
     }
     const before = new Set((await client.query<{ role_name: string }>(`select role_name from ${KIT_SCHEMA}.created_roles`)).rows.map((r) => r.role_name));
-    await client.query(`select set_config('ballast.install_authenticator_password', $1, true)`, [opts.authenticatorPassword ?? '']);
+    await client.query(`select set_config('ballast.install_authenticator_password', $1, true), set_config('ballast.install_worker_password', $2, true)`,
+      [opts.authenticatorPassword ?? '', opts.workerPassword ?? '']);
     await client.query(ROLES_SQL);
-    await client.query(`select set_config('ballast.install_authenticator_password', '', true)`);
+    await client.query(`select set_config('ballast.install_authenticator_password', '', true), set_config('ballast.install_worker_password', '', true)`);
     result.rolesCreated = (await client.query<{ role_name: string }>(`select role_name from ${KIT_SCHEMA}.created_roles order by 1`)).rows
       .map((r) => r.role_name).filter((r) => !before.has(r));
     // All of sql/ or none, not the files whose own digest changed: the files depend on each other

@@ -3,7 +3,7 @@
 -- helpers (policies, triggers, views left alone when unchanged) and compatible_since(). Every function
 -- that takes input is tried with bad input, for its SQLSTATE.
 begin;
-select plan(107);
+select plan(120);
 
 -- schedule_job: creates a named pg_cron job, updates it in place, validates its input.
 select isnt(ballast.schedule_job('ballast test job', '*/5 * * * *', 'select 1'), null, 'schedule_job returns the new job''s id');
@@ -223,6 +223,38 @@ select throws_like($$select ballast.ensure_view('kit_test_p.w', 'select 1', arra
                    'a malformed option is refused, naming it');
 select throws_ok($$select ballast.ensure_view('kit_test_p.t', 'select 1')$$, '42809', 'ensure_view: kit_test_p.t exists and is not a view (relkind r)',
                  'a table of that name: 42809');
+
+-- Bad SQL text (issue 16): an expression, definition or query that does not parse, or names an unknown
+-- column, table or function, is bad input like any other: 22023, naming the object and PostgreSQL's error,
+-- and the object that was there before is left as it was.
+select throws_like($$select ballast.ensure_policy('kit_test_p.t', 'p_read', 'select', array['ballast_member']::name[], 'org_id = = 1')$$,
+                   'ensure_policy: policy p_read on kit_test_p.t: using_expr ''org_id = = 1'' is not a valid policy on that table: syntax error%(SQLSTATE 42601)',
+                   'ensure_policy: a USING expression that does not parse: 22023, naming the policy, the expression and the syntax error');
+select throws_ok($$select ballast.ensure_policy('kit_test_p.t', 'p_read', 'select', array['ballast_member']::name[], 'no_such_column = 1')$$, '22023', null,
+                 'ensure_policy: an unknown column: 22023 (not 42703)');
+select throws_ok($$select ballast.ensure_policy('kit_test_p.t', 'p_new', 'insert', array['public']::name[], check_expr => 'org_id')$$, '22023', null,
+                 'ensure_policy: a check expression that is not boolean: 22023 (not 42804)');
+select is((select pg_get_expr(polqual, polrelid) from pg_policy where polrelid = 'kit_test_p.t'::regclass and polname = 'p_read'), '(org_id = 2)',
+          'and the policy that was there is unchanged (the drop was rolled back)');
+select is((select count(*)::int from pg_policy where polrelid = 'kit_test_p.t'::regclass and polname = 'p_new'), 0, 'and no new policy is left');
+select throws_like($$select ballast.ensure_trigger('kit_test_p.t', '_500_t', 'after insert on kit_test_p.t for each statement execute function kit_test_p.no_such_fn()')$$,
+                   'ensure_trigger: definition ''after insert on kit_test_p.t for each statement execute function kit_test_p.no_such_fn()'' of trigger _500_t on kit_test_p.t is not a valid trigger definition: function kit_test_p.no_such_fn() does not exist (SQLSTATE 42883)',
+                   'ensure_trigger: an unknown function: 22023, naming the trigger, the definition and the error');
+select throws_ok($$select ballast.ensure_trigger('kit_test_p.t', '_500_t', 'after insert on kit_test_p.t for each statement execute kit_test_p.tg()')$$, '22023', null,
+                 'ensure_trigger: a definition that does not parse: 22023 (not 42601)');
+select is((select pg_get_triggerdef(oid, true) from pg_trigger where tgrelid = 'kit_test_p.t'::regclass and tgname = '_500_t'),
+          'CREATE TRIGGER _500_t AFTER INSERT ON kit_test_p.t FOR EACH STATEMENT EXECUTE FUNCTION kit_test_p.tg(''a'', ''B'')',
+          'and the trigger that was there is unchanged (the drop was rolled back)');
+select throws_like($$select ballast.ensure_view('kit_test_p.v', 'select no_such_column from kit_test_p.t', array['security_invoker=true'])$$,
+                   'ensure_view: the definition of kit_test_p.v is not a valid view query: column "no_such_column" does not exist (SQLSTATE 42703); got %',
+                   'ensure_view: an unknown column in an existing view''s new query: 22023, naming the view and the error');
+select throws_ok($$select ballast.ensure_view('kit_test_p.w', 'select from from kit_test_p.t')$$, '22023', null,
+                 'ensure_view: a new view whose query does not parse: 22023 (not 42601)');
+select throws_ok($$select ballast.ensure_view('kit_test_p.w', 'select 1 from kit_test_p.no_such_table')$$, '22023', null,
+                 'ensure_view: an unknown table: 22023 (not 42P01)');
+select is((select pg_get_viewdef('kit_test_p.v'::regclass, true)), ' SELECT t.org_id
+   FROM kit_test_p.t;', 'and the view that was there is unchanged');
+select is(to_regclass('kit_test_p.w'), null, 'and no new view is left');
 
 -- The kit's own definitions re-applied unchanged take no lock that would queue a reader or writer: here
 -- on objects this test has not touched (a lock stronger than ROW EXCLUSIVE would still be held).

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { cfg, freePort, startApi, startNode, stop, waitFor, withClient } from './helpers.ts';
+import { cfg, freePort, startApi, startWorker, stop, waitFor, withClient } from './helpers.ts';
 import { createApiFixtures, dropApiFixtures, gql } from './api_fixtures.ts';
 
 describe('api error reports', () => {
@@ -71,7 +71,7 @@ describe('api error reports', () => {
   });
 
   it('the worker posts the report to ERROR_REPORT_URL and retries when it fails', async () => {
-    const worker = startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, ERROR_REPORT_URL: sinkUrl, LOG_LEVEL: 'warn' });
+    const worker = startWorker({ ERROR_REPORT_URL: sinkUrl, LOG_LEVEL: 'warn' });
     try {
       await waitFor('both reports delivered, the first after one retry', async () => (received.filter((x) => x.status === 204).length >= 2 ? true : undefined), 30_000);
       const boom = received.filter((x) => x.body.first_request_id === boomId);

@@ -4,7 +4,7 @@ import { after } from 'node:test';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, apiEnv, dbConfig } from '../scripts/lib/config.ts';
+import { ROOT, apiEnv, dbConfig, workerEnv } from '../scripts/lib/config.ts';
 
 export const cfg = dbConfig();
 
@@ -106,6 +106,14 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 export function startServer(env: Record<string, string> = {}): Proc {
   // as scripts/start.ts does: no database login but the authenticator's in its environment (apiEnv)
   return startNode('example/server.ts', env, apiEnv(process.env, cfg.authUrl));
+}
+
+/**
+ * Starts the example's worker process (example/worker.ts: ballast/worker) as npm start does: logged in as
+ * ballast's worker's own role (ballast_worker_login), no other database login in its environment.
+ */
+export function startWorker(env: Record<string, string> = {}): Proc {
+  return startNode('example/worker.ts', env, workerEnv(process.env, cfg.workerUrl));
 }
 
 /** Starts the API on a free port and waits until /health/ready answers 200. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { cfg, startNode, stop, waitFor, withClient, type Proc } from './helpers.ts';
+import { cfg, startWorker as startWorkerAsItsRole, stop, waitFor, withClient, type Proc } from './helpers.ts';
 import { httpSink } from '../worker/sinks/http.ts';
 
 const RUN = randomUUID().slice(0, 8); // every tag, key and table this file creates carries it
@@ -48,8 +48,9 @@ async function sinkServer(): Promise<SinkServer> {
   return s;
 }
 
+/** The example's worker as npm start runs it: logged in as ballast_worker_login (helpers.ts startWorker). */
 function startWorker(env: Record<string, string>): Proc {
-  return startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '5', INVALIDATION_POLL_MS: '50', ...env });
+  return startWorkerAsItsRole({ LOG_LEVEL: 'info', WORKER_CONCURRENCY: '5', INVALIDATION_POLL_MS: '50', ...env });
 }
 
 const q = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>

@@ -5,7 +5,7 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { cfg, startNode, stop, waitFor, withClient } from './helpers.ts';
+import { cfg, startWorker, stop, waitFor, withClient } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -130,7 +130,7 @@ it('a processor cancelled in the middle of a refresh leaves the view pending; it
 });
 
 it('the worker reports the refreshes in its log (what npm start shows)', async () => {
-  const worker = startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, LOG_LEVEL: 'info' });
+  const worker = startWorker({ LOG_LEVEL: 'info' });
   try {
     await withClient(cfg.ownerUrl, (c) => c.query(
       `select ballast_worker.add_job('ballast_log_matview_refreshes', json_build_object('_cron', json_build_object('ts', now())))`));

@@ -18,7 +18,7 @@ export async function scratchCluster(cronDatabase: string): Promise<Scratch> {
     `postgres://${encodeURIComponent(user)}${password ? ':' + encodeURIComponent(password) : ''}@127.0.0.1:${port}/${encodeURIComponent(db)}`;
   const cfg: DbConfig = {
     managed: true, disposable: true, port, dataDir, dbName: cronDatabase,
-    rootUrl: url(cronDatabase), ownerUrl: '', authUrl: '', shadowOwnerUrl: '', ownerPassword: '', authenticatorPassword: '',
+    rootUrl: url(cronDatabase), ownerUrl: '', authUrl: '', workerUrl: '', shadowOwnerUrl: '', ownerPassword: '', authenticatorPassword: '', workerPassword: '',
   };
   process.env.BALLAST_PG_FSYNC = 'off';
   await cluster.up(cfg);

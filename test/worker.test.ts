@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { parseCrontab, run as runGraphileWorker, type Runner } from 'graphile-worker';
 import { DELIVER_JOB_KEY, TASKS, crontab, pinoWorkerLogger, run, stopDeliveryPolling, taskList } from '../worker/index.ts';
-import { cfg, startNode, stop, waitFor, withClient } from './helpers.ts';
-
-const startWorker = (env: Record<string, string> = {}) => startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, ...env });
+import pg from 'pg';
+import { KIT_ROLES } from '../src/constants.ts';
+import { cfg, startNode, startWorker, stop, waitFor, withClient } from './helpers.ts';
 
 it('the example worker runs a queued ballast_heartbeat job and exits 0 on SIGTERM', async () => {
   await withClient(cfg.rootUrl, (c) => c.query('delete from ballast.worker_heartbeats'));
@@ -21,6 +21,81 @@ it('the example worker runs a queued ballast_heartbeat job and exits 0 on SIGTER
   await waitFor('the worker to log that it runs', async () => (/worker running/.test(worker.output()) ? true : undefined));
   assert.match(worker.output(), /"schema":"ballast_worker"/, 'in ballast\'s own graphile-worker schema by default');
   assert.equal(await stop(worker), 0, worker.output());
+});
+
+describe('least privilege: ballast\'s worker logs in as ballast_worker_login (issue 16, item 5)', () => {
+  /** A statement as ballast_worker_login, the role the worker logs in as: its SQLSTATE, or 'ok'. */
+  const asWorkerRole = (sql: string) => withClient(cfg.workerUrl, async (c) => {
+    try {
+      await c.query(sql);
+      return 'ok';
+    } catch (e) {
+      return (e as pg.DatabaseError).code ?? String(e);
+    }
+  });
+
+  it('the real worker, logged in as ballast_worker_login, delivers invalidations, records heartbeats and logs refreshes', async () => {
+    const tag = `least-privilege:${Date.now()}`;
+    await withClient(cfg.rootUrl, (c) => c.query('delete from ballast.worker_heartbeats'));
+    const app = `ballast-worker-least-privilege-${process.pid}`;  // node-pg names its connections after PGAPPNAME
+    const worker = startWorker({ LOG_LEVEL: 'info', INVALIDATION_SINKS: 'log', INVALIDATION_POLL_MS: '50', PGAPPNAME: app });
+    try {
+      await waitFor('the worker to log that it runs', async () => (/worker running/.test(worker.output()) ? true : undefined));
+      const logins = await withClient(cfg.rootUrl, async (c) => (await c.query<{ usename: string }>(
+        `select distinct usename from pg_stat_activity where application_name = $1`, [app])).rows.map((r) => r.usename));
+      assert.deepEqual(logins, [KIT_ROLES.worker], 'the worker\'s connections are all ballast_worker_login\'s');
+      await withClient(cfg.rootUrl, async (c) => {
+        await c.query('select ballast.enqueue_cache_invalidation($1, 0)', [tag]);
+        await c.query(`insert into ballast.mv_refresh_log (matview, started_at, finished_at, mode, ok, requests)
+                       values ('ballast.settings'::regclass, now() - interval '2 seconds', now() - interval '1 second', 'plain', true, 3)`);
+        await c.query(`select ballast_worker.add_job($1, json_build_object('_cron', json_build_object('ts', now())))`, [TASKS.logMatviewRefreshes]);
+        await c.query(`select ballast_worker.add_job($1)`, [TASKS.heartbeat]);
+      });
+      await waitFor('the tag delivered (acked)', () => withClient(cfg.rootUrl, async (c) =>
+        (await c.query('select 1 from ballast.cache_invalidation_queue where tag = $1 and processed_at is not null', [tag])).rowCount ? true : undefined));
+      const beat = await waitFor('a heartbeat row', () => withClient(cfg.rootUrl, async (c) =>
+        (await c.query<{ pid: number }>('select pid from ballast.worker_heartbeats')).rows[0]));
+      assert.equal(beat.pid, worker.proc.pid);
+      await waitFor('the refresh in the worker log', async () => (/refreshed ballast\.settings \(plain, 1000 ms\)/.test(worker.output()) ? true : undefined));
+      assert.doesNotMatch(worker.output(), /permission denied|42501/, 'no task was refused a right it needs');
+    } finally {
+      await withClient(cfg.rootUrl, (c) => c.query(`delete from ballast.mv_refresh_log where matview = 'ballast.settings'::regclass`));
+      assert.equal(await stop(worker), 0, worker.output());
+    }
+  });
+
+  it('as ballast_worker_login: no audit log writes, no DDL, no other kit table, no user schema (42501 each)', async () => {
+    const userTable = await withClient(cfg.rootUrl, async (c) => (await c.query<{ t: string }>(
+      `select format('%I.%I', schemaname, tablename) as t from pg_tables where schemaname = 'app_public' order by 1 limit 1`)).rows[0].t);
+    const refused: Record<string, string> = {
+      'update the audit log': `update ballast.audit_log set table_name = 'forged'`,
+      'insert into the audit log': `insert into ballast.audit_log (table_name, op) values ('forged', 'INSERT')`,
+      'delete from the audit log': 'delete from ballast.audit_log',
+      'disable the audit log\'s triggers': 'alter table ballast.audit_log disable trigger all',
+      'read the audit log': 'select 1 from ballast.audit_log limit 1',
+      'read the invalidation queue directly': 'select 1 from ballast.cache_invalidation_queue limit 1',
+      'write heartbeats directly': `insert into ballast.worker_heartbeats (worker_id, hostname, pid) values ('x', 'x', 1)`,
+      'read the settings': 'select 1 from ballast.settings limit 1',
+      'read the refresh log directly': 'select 1 from ballast.mv_refresh_log limit 1',
+      'call a kit function not granted to it': `select ballast.configure('worker_schema', '"elsewhere"')`,
+      'create in schema ballast': 'create table ballast.forged (id int)',
+      'create in its jobs\' schema': 'create table ballast_worker.forged (id int)',
+      'replace a graphile-worker function': `create or replace function ballast_worker.add_job(text) returns void language sql as 'select'`,
+      'disable RLS on its jobs': 'alter table ballast_worker._private_jobs disable row level security',
+      'put a trigger on its jobs': 'create trigger forged after insert on ballast_worker._private_jobs execute function ballast_worker.tg__update_timestamp()',
+      'become the owner': 'set role ballast_owner',
+      'read a table of the app': `select 1 from ${userTable} limit 1`,
+      'create in the app\'s public schema': 'create table public.forged (id int)',
+    };
+    const got: Record<string, string> = {};
+    for (const [what, sql] of Object.entries(refused)) got[what] = await asWorkerRole(sql);
+    assert.deepEqual(got, Object.fromEntries(Object.keys(refused).map((k) => [k, '42501'])));
+    const role = await withClient(cfg.rootUrl, async (c) => (await c.query(
+      `select rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolbypassrls,
+              array(select b.rolname::text from pg_auth_members m join pg_roles b on b.oid = m.roleid where m.member = r.oid) as member_of
+       from pg_roles r where rolname = $1`, [KIT_ROLES.worker])).rows[0]);
+    assert.deepEqual(role, { rolsuper: false, rolinherit: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, member_of: [] });
+  });
 });
 
 it('the example worker stops at startup on a bad environment, naming every bad variable', async () => {
@@ -119,7 +194,7 @@ describe('ballast\'s tasks in an app\'s own graphile-worker runner (its own sche
   });
 
   it('run() refuses a schema other than the kit\'s worker_schema', async () => {
-    await assert.rejects(run({ directUrl: cfg.ownerUrl, logLevel: 'silent' }),
+    await assert.rejects(run({ directUrl: cfg.workerUrl, logLevel: 'silent' }),
       new RegExp(`uses graphile-worker schema "ballast_worker", but the kit queues ballast's jobs in "${APP_SCHEMA}"`));
   });
 });

@@ -5,6 +5,7 @@
 revoke all on database :DATABASE_NAME from public;
 grant connect, temporary on database :DATABASE_NAME to :DATABASE_OWNER;
 grant connect on database :DATABASE_NAME to ballast_authenticator;
+grant connect on database :DATABASE_NAME to ballast_worker_login;
 alter schema public owner to :DATABASE_OWNER;
 revoke all on schema public from public;
 grant usage on schema public to ballast_anonymous, ballast_member, ballast_admin;

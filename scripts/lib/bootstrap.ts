@@ -29,7 +29,7 @@ export async function connect(url: string): Promise<pg.Client> {
 export function roleSql(missing: string[]): string[] {
   return [
     ...missing.map((r) => r === ROLES.owner ? `create role ${r} login password '...' nosuperuser nobypassrls`
-      : r === ROLES.authenticator ? `create role ${r} login noinherit password '...' nosuperuser nobypassrls`
+      : r === ROLES.authenticator || r === ROLES.worker ? `create role ${r} login noinherit password '...' nosuperuser nobypassrls`
         : `create role ${r} nologin nobypassrls`),
     ...(missing.length ? [`grant ${VISITORS.join(', ')} to ${ROLES.authenticator}`] : []),
   ];
@@ -46,18 +46,22 @@ export async function bootstrap(cfg: DbConfig): Promise<void> {
     if (missing.length > 0 && !me.rolsuper && !me.rolcreaterole) {
       fail(`roles ${missing.join(', ')} are missing and ${me.rolname} may not create roles. Ask a superuser to run:\n  ${roleSql(missing).join(';\n  ')};`);
     }
-    const password = (r: string) => (r === ROLES.owner ? cfg.ownerPassword : cfg.authenticatorPassword);
+    const password = (r: string) => (r === ROLES.owner ? cfg.ownerPassword : r === ROLES.worker ? cfg.workerPassword : cfg.authenticatorPassword);
+    const logins: string[] = [ROLES.owner, ROLES.authenticator, ...(cfg.workerPassword ? [ROLES.worker] : [])];
     for (const r of missing) {
+      // the worker's role: NOINHERIT, member of nothing; its rights are the kit's grants (sql/worker.sql).
+      // Without a password (WORKER_DATABASE_URL given instead) it is left to ballast migrate, created NOLOGIN.
+      if (r === ROLES.worker && !cfg.workerPassword) continue;
       const attrs = r === ROLES.owner ? `login inherit password ${literal(password(r))}`
-        : r === ROLES.authenticator ? `login noinherit password ${literal(password(r))}` : 'nologin';
+        : r === ROLES.authenticator || r === ROLES.worker ? `login noinherit password ${literal(password(r))}` : 'nologin';
       await admin.query(`create role ${ident(r)} ${attrs} nosuperuser nocreatedb nocreaterole nobypassrls`);
       log(`created role ${r}`);
     }
     if (cfg.managed && me.rolsuper) {
       // our own cluster: the development passwords and attributes, every time. Not on a *_test database
       // of another server: roles are server-wide there, and one that exists is not ours to re-password.
-      for (const r of [ROLES.owner, ROLES.authenticator]) {
-        const attrs = r === ROLES.authenticator ? 'login noinherit' : 'login inherit';
+      for (const r of logins) {
+        const attrs = r === ROLES.owner ? 'login inherit' : 'login noinherit';
         await admin.query(`alter role ${ident(r)} ${attrs} nosuperuser nocreatedb nocreaterole nobypassrls password ${literal(password(r))}`);
       }
     }

@@ -11,11 +11,11 @@ import { KIT_ROLES } from '../../src/constants.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The example app's owner (runs its migrations and the worker) and the kit's roles it uses. */
+/** The example app's owner (runs its migrations) and the kit's roles it uses (the worker logs in as ROLES.worker). */
 export const ROLES = { owner: 'ballast_owner', ...KIT_ROLES } as const;
 
 /** Development passwords: used only on the local cluster and on a test database (name ending in _test). */
-const DEV_PASSWORDS = { owner: 'ballast_owner_dev', authenticator: 'ballast_authenticator_dev' };
+const DEV_PASSWORDS = { owner: 'ballast_owner_dev', authenticator: 'ballast_authenticator_dev', worker: 'ballast_worker_dev' };
 
 export type DbConfig = {
   managed: boolean; // true when this project runs the cluster itself
@@ -24,11 +24,13 @@ export type DbConfig = {
   dataDir: string;
   dbName: string;
   rootUrl: string; // superuser, database = dbName
-  ownerUrl: string; // runs migrations and the worker
+  ownerUrl: string; // runs migrations
   authUrl: string; // the API's login role (NOINHERIT, switches to the visitor roles)
+  workerUrl: string; // ballast's worker's login role (ballast_worker_login: its tasks' functions and its jobs, nothing else)
   shadowOwnerUrl: string;
   ownerPassword: string;
   authenticatorPassword: string;
+  workerPassword: string;
 };
 
 function withCredentials(url: string, user: string, password: string, database?: string): string {
@@ -91,11 +93,15 @@ export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: stri
       const v = env[name];
       if (v) return v;
       if (disposable) return fallback;
+      const role = { BALLAST_OWNER_PASSWORD: ROLES.owner, BALLAST_AUTHENTICATOR_PASSWORD: ROLES.authenticator, BALLAST_WORKER_PASSWORD: ROLES.worker }[name];
       throw new Error(`${name} is not set: against a server ballast did not create (DATABASE_URL), give the password for ` +
-        `${name === 'BALLAST_OWNER_PASSWORD' ? ROLES.owner : ROLES.authenticator} yourself; development defaults exist only on the local cluster`);
+        `${role} yourself; development defaults exist only on the local cluster`);
     };
     const ownerPassword = password('BALLAST_OWNER_PASSWORD', DEV_PASSWORDS.owner);
     const authenticatorPassword = env.AUTH_DATABASE_URL ? '' : password('BALLAST_AUTHENTICATOR_PASSWORD', DEV_PASSWORDS.authenticator);
+    // WORKER_DATABASE_URL only for the app: a test or benchmark never reads a URL that may be production's
+    const workerGiven = purpose === 'app' ? env.WORKER_DATABASE_URL : undefined;
+    const workerPassword = workerGiven ? '' : password('BALLAST_WORKER_PASSWORD', DEV_PASSWORDS.worker);
     const u = new URL(external);
     return {
       managed: false,
@@ -106,13 +112,16 @@ export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: stri
       rootUrl: external,
       ownerUrl: withCredentials(external, ROLES.owner, ownerPassword),
       authUrl: env.AUTH_DATABASE_URL || withCredentials(external, ROLES.authenticator, authenticatorPassword),
+      workerUrl: workerGiven || withCredentials(external, ROLES.worker, workerPassword),
       shadowOwnerUrl: withCredentials(external, ROLES.owner, ownerPassword, shadowName(dbName)),
       ownerPassword,
       authenticatorPassword,
+      workerPassword,
     };
   }
   const ownerPassword = env.BALLAST_OWNER_PASSWORD || DEV_PASSWORDS.owner;
   const authenticatorPassword = env.BALLAST_AUTHENTICATOR_PASSWORD || DEV_PASSWORDS.authenticator;
+  const workerPassword = env.BALLAST_WORKER_PASSWORD || DEV_PASSWORDS.worker;
   const test = purpose === 'test';
   const port = test ? intFromEnv('BALLAST_TEST_PG_PORT', 54339, env) : intFromEnv('BALLAST_PG_PORT', 54329, env);
   const dbName = test ? 'ballast_test' : env.BALLAST_DB_NAME || 'ballast';
@@ -127,9 +136,11 @@ export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: stri
     rootUrl: base,
     ownerUrl: withCredentials(base, ROLES.owner, ownerPassword),
     authUrl: env.AUTH_DATABASE_URL || withCredentials(base, ROLES.authenticator, authenticatorPassword),
+    workerUrl: withCredentials(base, ROLES.worker, workerPassword),
     shadowOwnerUrl: withCredentials(base, ROLES.owner, ownerPassword, shadowName(dbName)),
     ownerPassword,
     authenticatorPassword,
+    workerPassword,
   };
 }
 
@@ -139,7 +150,25 @@ export function dbConfig(opts: { test?: boolean; bench?: boolean; dataDir?: stri
  * back to the owner or a superuser (api/env.ts would otherwise build its URL from DATABASE_URL).
  */
 export const NOT_FOR_API = ['DATABASE_URL', 'WORKER_DATABASE_URL', 'BALLAST_TEST_DATABASE_URL', 'BALLAST_OWNER_PASSWORD',
-  'PGPASSWORD', 'PGPASSFILE', 'PGUSER', 'PGSERVICE', 'PGSERVICEFILE'] as const;
+  'BALLAST_WORKER_PASSWORD', 'PGPASSWORD', 'PGPASSFILE', 'PGUSER', 'PGSERVICE', 'PGSERVICEFILE'] as const;
+
+/**
+ * Variables that name or unlock a database login other than the worker's: ballast's worker process never
+ * gets them, only WORKER_DATABASE_URL as ballast_worker_login (a worker that talks to external HTTP and
+ * Redis holds no owner's or superuser's login).
+ */
+export const NOT_FOR_WORKER = ['DATABASE_URL', 'AUTH_DATABASE_URL', 'BALLAST_TEST_DATABASE_URL', 'BALLAST_OWNER_PASSWORD',
+  'BALLAST_AUTHENTICATOR_PASSWORD', 'PGPASSWORD', 'PGPASSFILE', 'PGUSER', 'PGSERVICE', 'PGSERVICEFILE'] as const;
+
+/** The worker process's environment: `base` without NOT_FOR_WORKER, with WORKER_DATABASE_URL = workerUrl. */
+export function workerEnv(base: NodeJS.ProcessEnv | Record<string, string | undefined>, workerUrl: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) {
+    if (v !== undefined && !(NOT_FOR_WORKER as readonly string[]).includes(k)) env[k] = v;
+  }
+  env.WORKER_DATABASE_URL = workerUrl;
+  return env;
+}
 
 /** The API process's environment: `base` without NOT_FOR_API, with AUTH_DATABASE_URL = authUrl. */
 export function apiEnv(base: NodeJS.ProcessEnv | Record<string, string | undefined>, authUrl: string): Record<string, string> {

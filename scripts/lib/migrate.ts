@@ -20,6 +20,8 @@ export function migrateEnv(cfg: DbConfig): NodeJS.ProcessEnv {
     SHADOW_DATABASE_URL: cfg.shadowOwnerUrl,
     // ballast migrate creates ballast_authenticator with this password when it is missing
     BALLAST_AUTHENTICATOR_PASSWORD: cfg.authenticatorPassword,
+    // and ballast_worker_login (ballast's worker's login role) with this one
+    BALLAST_WORKER_PASSWORD: cfg.workerPassword,
     BALLAST_DISPOSABLE: cfg.disposable ? '1' : '0',
   };
 }

@@ -12,14 +12,10 @@ export const log_matview_refreshes: Task = async (payload, helpers) => {
   const cron = (payload as { _cron?: { ts?: string } } | null)?._cron;
   const until = cron?.ts ? new Date(cron.ts) : new Date();
   const since = new Date(until.getTime() - 60_000);
+  // through the kit's functions: the worker's login role has no rights on the log or the queue
   const [refreshes, pending] = await helpers.withPgClient(async (client) => [
-    (await client.query<Refresh>(
-      `select ballast.relation_name(matview) as matview, mode, ok, error, detail, requests,
-              round(extract(epoch from duration) * 1000)::int as ms
-       from ballast.mv_refresh_log where finished_at > $1 and finished_at <= $2 order by finished_at`, [since, until])).rows,
-    (await client.query<Pending>(
-      `select ballast.relation_name(matview) as matview, pending_since, consecutive_failures, next_attempt_at
-       from ballast.matview_status where pending_since is not null order by pending_since`)).rows,
+    (await client.query<Refresh>('select * from ballast.recent_matview_refreshes($1, $2)', [since, until])).rows,
+    (await client.query<Pending>('select * from ballast.pending_matview_refreshes()')).rows,
   ] as const);
   for (const r of refreshes) {
     const meta = { matview: r.matview, mode: r.mode, ms: r.ms, requests: r.requests, detail: r.detail };
