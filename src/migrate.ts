@@ -12,7 +12,7 @@ import { runMigrations, Logger } from 'graphile-worker';
 import { KIT_SCHEMA, WORKER_SCHEMA } from './constants.ts';
 import { compareVersions, definitionsDigest, kitDefinitions, kitMigrations, kitVersion } from './kit_files.ts';
 import {
-  BOOKKEEPING_SQL, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, LOCK_NOT_AVAILABLE, ROLES_SQL, WORKER_SCHEMA_ACCESS_SQL, parseLockTimeout, recordInstallSql, recordMigrationSql,
+  BOOKKEEPING_SQL, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, LOCK_NOT_AVAILABLE, LOCK_SQL, ROLES_SQL, WORKER_SCHEMA_ACCESS_SQL, parseLockTimeout, recordInstallSql, recordMigrationSql,
 } from './install_sql.ts';
 import { inInstallTransaction, isLockNotAvailable, type LockRetry, type Notice } from './install_transaction.ts';
 import { BallastError } from './errors.ts';
@@ -127,13 +127,15 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   if (opts.workerSchema !== false) {
     result.workerSchema = opts.workerSchema ?? WORKER_SCHEMA;
     await runMigrations({ connectionString: opts.databaseUrl, schema: result.workerSchema, logger: silentLogger });
-    // after graphile-worker's migrations, which may have added tables: the worker's login role's rights there
+    // after graphile-worker's migrations, which may have added tables: the worker's login role's rights
+    // there, under the installers' lock (two installers granting on one table at once: "tuple concurrently updated")
     const c = new pg.Client({ connectionString: opts.databaseUrl });
     await c.connect();
     try {
-      await c.query(WORKER_SCHEMA_ACCESS_SQL);
+      await c.query(LOCK_SQL);
+      await c.query(`begin; ${WORKER_SCHEMA_ACCESS_SQL}; commit;`);
     } finally {
-      await c.end();
+      await c.end();  // the session's advisory lock ends with it
     }
   }
   return result;

@@ -103,9 +103,9 @@ describe('ballast in a database it did not create', () => {
   it('installs, is used on the app\'s tables, and uninstalls leaving everything else as it was', async () => {
     const before1 = await snapshotOutside(s, CRON_DB);
 
-    const install = await cli(['migrate', '--database-url', appUrl()], { BALLAST_AUTHENTICATOR_PASSWORD: 'authenticator-secret' });
+    const install = await cli(['migrate', '--database-url', appUrl()], { BALLAST_AUTHENTICATOR_PASSWORD: 'authenticator-secret', BALLAST_WORKER_PASSWORD: 'worker-secret' });
     assert.equal(install.code, 0, install.err);
-    assert.match(install.out, /ballast \d+\.\d+\.\d+ installed .*roles created: ballast_admin, ballast_anonymous, ballast_authenticator, ballast_member/);
+    assert.match(install.out, /ballast \d+\.\d+\.\d+ installed .*roles created: ballast_admin, ballast_anonymous, ballast_authenticator, ballast_member, ballast_worker_login/);
     const installed = await q<{ version: string }>(appUrl(), 'select ballast.version() as version');
     assert.equal(installed[0].version, JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
     assert.deepEqual((await q<{ jobname: string }>(appUrl(), `select jobname from cron.job where jobname ~ '^ballast[_ ]' order by 1`)).map((r) => r.jobname).length > 0, true,
@@ -117,6 +117,13 @@ describe('ballast in a database it did not create', () => {
       select ballast.invalidate_on_change('public.orders', array['order:{id}', 'orders']);
       select ballast.register_matview('public.order_totals', array['public.orders']::regclass[]);
       insert into public.orders (org_id, total) values (gen_random_uuid(), 10);`);
+    // ballast's worker's login role, made by the installer with the password given, claims the change's tags
+    // through the kit's function and nothing else of the kit's or the app's
+    const workerUrl = s.url(CRON_DB, 'ballast_worker_login', 'worker-secret');
+    const claimed = await q<{ tag: string }>(workerUrl, 'select tag from ballast.drain_cache_invalidation_queue(10, 30) order by tag');
+    assert.deepEqual(claimed.map((r) => r.tag), ['order:1', 'orders']);
+    await assert.rejects(q(workerUrl, 'select 1 from public.orders'), { code: '42501' }, 'the worker\'s role cannot read the app\'s tables');
+    await assert.rejects(q(workerUrl, 'select 1 from ballast.audit_log'), { code: '42501' }, 'nor the audit log');
 
     const during = await snapshotOutside(s, CRON_DB);
     const a = dumpObjects(before1.schema), b = dumpObjects(during.schema);
@@ -150,7 +157,7 @@ describe('ballast in a database it did not create', () => {
     process.stdout.write(`# ballast uninstall:\n${removedAll.out.replace(/^/gm, '#   ')}\n`);
     assert.match(removedAll.out, /removed triggers: .*_900_audit_insert on orders/);
     assert.match(removedAll.out, /dropped schemas: ballast, ballast_worker/);
-    assert.match(removedAll.out, /dropped roles: ballast_admin, ballast_anonymous, ballast_authenticator, ballast_member/);
+    assert.match(removedAll.out, /dropped roles: ballast_admin, ballast_anonymous, ballast_authenticator, ballast_member, ballast_worker_login/);
 
     const after = await snapshotOutside(s, CRON_DB);
     assertSameDump(after.schema, before1.schema, 'pg_dump --schema-only of everything is as before the install');
@@ -230,12 +237,15 @@ describe('installers', () => {
     await q(s.url('postgres'), 'create database fresh');
     const fresh = await cli(['migrate', '--database-url', s.url('fresh')]);
     assert.equal(fresh.code, 0, fresh.err);
-    const want = await pgDump(s.url('fresh'), ['-n', 'ballast']);
+    // ballast_worker too: graphile-worker's schema for ballast's worker, with the worker's login role's rights
+    const want = await pgDump(s.url('fresh'), ['-n', 'ballast', '-n', 'ballast_worker']);
     const seed = fs.readFileSync(path.join(ROOT, 'test', 'kit_rows.sql'), 'utf8');
     for (const release of releases) {
       const db = `upgrade_${release.replace(/\.sql$/, '').replace(/\./g, '_')}`;
       await q(s.url('postgres'), `create database ${db}`);
       await run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', s.url(db), '-f', path.join(ROOT, 'releases', release)]);
+      // what that release's `ballast migrate` did after its transaction: graphile-worker's schema, as the installer
+      await runMigrations({ connectionString: s.url(db), schema: 'ballast_worker', logger: new Logger(() => () => {}) });
       await q(s.url(db), seed);
       const counts = async () => q<{ t: string; n: number }>(s.url(db), `
         select c.relname as t, (xpath('/row/n/text()', query_to_xml(format('select count(*) as n from %s', c.oid::regclass), false, true, '')))[1]::text::int as n
@@ -244,7 +254,7 @@ describe('installers', () => {
       assert.deepEqual(seeded.filter((r) => r.n === 0).map((r) => r.t), [], `every kit table of ${release} has a row (add one to test/kit_rows.sql)`);
       const up = await cli(['migrate', '--database-url', s.url(db)]);
       assert.equal(up.code, 0, up.err);
-      assertSameDump(await pgDump(s.url(db), ['-n', 'ballast']), want, `upgrade from ${release} gives the schema of a fresh install`);
+      assertSameDump(await pgDump(s.url(db), ['-n', 'ballast', '-n', 'ballast_worker']), want, `upgrade from ${release} gives the schema of a fresh install`);
       const kept = (await counts()).filter((r) => !['installs', 'migrations'].includes(r.t));
       for (const r of kept) assert.ok(r.n >= (seeded.find((x) => x.t === r.t)?.n ?? 0), `${r.t}: rows kept through the upgrade from ${release}`);
     }
