@@ -2,7 +2,8 @@
 // the package's public name `ballast/worker` (in this checkout: `node --conditions=ballast-source
 // example/worker.ts`, the condition resolving the name to the TypeScript sources; an installed package
 // runs its compiled dist/). Configured by the environment (README "Configuration"): WORKER_DATABASE_URL
-// (a direct or session-mode connection: the worker LISTENs for jobs), WORKER_CONCURRENCY, LOG_LEVEL, the
+// (a direct or session-mode connection: the worker LISTENs for jobs; as the kit's ballast_worker_login,
+// which may run ballast's tasks and nothing else), WORKER_CONCURRENCY, LOG_LEVEL, the
 // sinks' INVALIDATION_* and ERROR_REPORT_*. It runs in ballast's own schema ballast_worker, the kit's
 // default worker_schema. SIGTERM or SIGINT: a graceful stop, then exit 0.
 import { crontab, run, taskList, workerConfigFromEnv, type WorkerConfig } from 'ballast/worker';

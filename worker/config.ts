@@ -22,7 +22,7 @@ export type ErrorReportConfig = {
 };
 
 export type WorkerConfig = {
-  /** WORKER_DATABASE_URL, else DATABASE_URL: a direct or session-mode connection (see above). */
+  /** WORKER_DATABASE_URL, else DATABASE_URL: a direct or session-mode connection (see above), as ballast_worker_login. */
   directUrl: string;
   /** WORKER_SCHEMA (default ballast_worker): graphile-worker's schema; the kit's setting worker_schema must name the same. */
   schema: string;

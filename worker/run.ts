@@ -18,8 +18,9 @@ export type RunOptions = {
    * Where the worker connects: a direct connection or a pooler in session mode. graphile-worker LISTENs
    * for new jobs on a connection it keeps, and a LISTEN belongs to a server session: through a
    * transaction-mode pooler (PgBouncer pool_mode=transaction, Supabase's port 6543) its notifications are
-   * lost and every job waits for the next poll. WORKER_DATABASE_URL in workerConfigFromEnv(). The role must
-   * be the one that installed the kit (its tasks call the kit's functions). Or give pgPool.
+   * lost and every job waits for the next poll. WORKER_DATABASE_URL in workerConfigFromEnv(). The role:
+   * ballast_worker_login, the kit's login role for its worker (it may run the tasks' functions and its jobs
+   * in ballast_worker, nothing else), or the role that installed the kit. Or give pgPool.
    */
   directUrl?: string;
   /** A pg.Pool of your own instead of directUrl (same need: direct or session mode). */
