@@ -1,11 +1,13 @@
 // Least privilege of the example's processes: the API process gets the authenticator's URL and no other
 // database login (no DATABASE_URL, no owner password), both from npm start (scripts/start.ts) and from the
-// tests' startApi (test/helpers.ts). Read from /proc/<pid>/environ of the running API.
+// tests' startApi (test/helpers.ts); the worker gets ballast_worker_login's URL and no other login either.
+// Read from /proc/<pid>/environ of the running processes.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { NOT_FOR_API, apiEnv } from '../scripts/lib/config.ts';
+import { NOT_FOR_API, NOT_FOR_WORKER, apiEnv, workerEnv } from '../scripts/lib/config.ts';
+import { KIT_ROLES } from '../src/constants.ts';
 import { cfg, freePort, startApi, startNode, stop, waitFor } from './helpers.ts';
 
 /** The environment a running process was started with (Linux). */
@@ -25,6 +27,13 @@ it('apiEnv keeps everything but other database logins, and sets AUTH_DATABASE_UR
   const env = apiEnv({ ...OTHER_LOGINS, PORT: '1', LOG_LEVEL: 'warn', AUTH_DATABASE_URL: 'postgres://someone@x/y' }, cfg.authUrl);
   assert.deepEqual(env, { PORT: '1', LOG_LEVEL: 'warn', AUTH_DATABASE_URL: cfg.authUrl });
   for (const k of NOT_FOR_API) assert.equal(k in env, false, k);
+});
+
+it('workerEnv keeps everything but other database logins, and sets WORKER_DATABASE_URL to ballast_worker_login\'s', () => {
+  assert.equal(decodeURIComponent(new URL(cfg.workerUrl).username), KIT_ROLES.worker);
+  const env = workerEnv({ ...OTHER_LOGINS, AUTH_DATABASE_URL: cfg.authUrl, INVALIDATION_SINKS: 'log' }, cfg.workerUrl);
+  assert.deepEqual(env, { INVALIDATION_SINKS: 'log', WORKER_DATABASE_URL: cfg.workerUrl });
+  for (const k of NOT_FOR_WORKER) assert.equal(k in env, false, k);
 });
 
 it('the API started by the tests\' helpers has only the authenticator\'s URL', async () => {
@@ -65,7 +74,11 @@ it('the API started by npm start has only the authenticator\'s URL', async () =>
     assert.equal(env.AUTH_DATABASE_URL !== undefined, true);
     assert.deepEqual(['DATABASE_URL', 'WORKER_DATABASE_URL', 'BALLAST_OWNER_PASSWORD', 'PGPASSWORD'].filter((k) => k in env), [],
       'no other database login in the API\'s environment');
-    assert.equal(environOf(worker).WORKER_DATABASE_URL !== undefined, true, 'the worker gets its own URL');
+    const workerEnvironment = environOf(worker);
+    assert.equal(decodeURIComponent(new URL(workerEnvironment.WORKER_DATABASE_URL).username), KIT_ROLES.worker,
+      'the worker logs in as ballast_worker_login, not as the owner');
+    assert.deepEqual(['DATABASE_URL', 'AUTH_DATABASE_URL', 'BALLAST_OWNER_PASSWORD', 'PGPASSWORD'].filter((k) => k in workerEnvironment), [],
+      'no other database login in the worker\'s environment');
   } finally {
     start.proc.kill('SIGINT');
     await start.exited;
