@@ -222,7 +222,7 @@ async function delivery(ctx: BenchContext, tags: number, baselineTags: number): 
   const sink = await sinkServer(prefix);
   try {
     // ballast: one worker process; the tags are committed at once, timing starts at the commit
-    const worker = await startProcess('example/worker.ts', { WORKER_DATABASE_URL: ctx.cfg.ownerUrl, LOG_LEVEL: 'info', INVALIDATION_SINKS: 'http', INVALIDATION_HTTP_URL: sink.url,
+    const worker = await startProcess('example/worker.ts', { WORKER_DATABASE_URL: ctx.cfg.workerUrl, LOG_LEVEL: 'info', INVALIDATION_SINKS: 'http', INVALIDATION_HTTP_URL: sink.url,
       INVALIDATION_POLL_MS: '50' }, /worker running/);
     let ballastSeconds: number;
     try {
