@@ -38,9 +38,14 @@ describe('database safety', () => {
   it('against a server ballast did not create, a missing password stops the command, naming it; nothing is disposable', () => {
     assert.throws(() => dbConfig({}, { DATABASE_URL: PROD }), /BALLAST_OWNER_PASSWORD is not set/);
     assert.throws(() => dbConfig({}, { DATABASE_URL: PROD, BALLAST_OWNER_PASSWORD: 'x' }), /BALLAST_AUTHENTICATOR_PASSWORD is not set/);
-    const cfg = dbConfig({}, { DATABASE_URL: PROD, BALLAST_OWNER_PASSWORD: 'o', BALLAST_AUTHENTICATOR_PASSWORD: 'a' });
+    assert.throws(() => dbConfig({}, { DATABASE_URL: PROD, BALLAST_OWNER_PASSWORD: 'x', BALLAST_AUTHENTICATOR_PASSWORD: 'a' }),
+      /BALLAST_WORKER_PASSWORD is not set: .*password for ballast_worker_login/);
+    const cfg = dbConfig({}, { DATABASE_URL: PROD, BALLAST_OWNER_PASSWORD: 'o', BALLAST_AUTHENTICATOR_PASSWORD: 'a', BALLAST_WORKER_PASSWORD: 'w' });
     assert.equal(cfg.disposable, false);
     assert.equal(cfg.managed, false);
+    assert.equal(new URL(cfg.workerUrl).username, 'ballast_worker_login', 'the worker logs in as its own role there too');
+    const given = dbConfig({}, { DATABASE_URL: PROD, BALLAST_OWNER_PASSWORD: 'o', BALLAST_AUTHENTICATOR_PASSWORD: 'a', WORKER_DATABASE_URL: 'postgres://w@db/production' });
+    assert.equal(given.workerUrl, 'postgres://w@db/production', 'or with the URL given instead of the password');
   });
 
   it('npm test refuses a BALLAST_TEST_DATABASE_URL not named *_test, before connecting', async () => {
