@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { cidrProblem } from './client_address.ts';
 import { hostProblem, LOOPBACK_HOSTS } from './allowed_hosts.ts';
 import { originProblem } from './cors.ts';
+import { KIT_ROLES } from '../src/constants.ts';
 import type { NodeMiddleware } from './middleware/node.ts';
 
 export type RateLimit = { capacity: number; refillPerSecond: number } | null; // null = off
@@ -225,8 +226,8 @@ export const JWT_SECRET_MIN_LENGTH = 32;
 export const DEVELOPMENT_JWT_SECRET = 'ballast-development-only-jwt-secret-do-not-use-in-production';
 /** Claims whose meaning RFC 7519 fixes: never the organisation or role claim. */
 const REGISTERED_CLAIMS = ['sub', 'exp', 'iat', 'nbf', 'iss', 'aud', 'jti'];
-/** Roles a token must never become: the example's owner, the authenticator itself, the usual superuser. */
-const FORBIDDEN_VISITOR_ROLES = ['ballast_owner', 'ballast_authenticator', 'postgres'];
+/** Roles a token must never become: the example's owner, the authenticator itself, the worker's login role, the usual superuser. */
+const FORBIDDEN_VISITOR_ROLES: string[] = ['ballast_owner', KIT_ROLES.authenticator, KIT_ROLES.worker, 'postgres'];
 const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 export const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
 

@@ -88,6 +88,8 @@ describe('api configuration', () => {
     out = await configErrors({ JWT_ORG_CLAIM: 'https://example.com/claims', JWT_ROLE_CLAIM: 'https://example.com/claims', JWT_ROLE_MAP: 'member=a,member=b' });
     assert.match(out, /JWT_ORG_CLAIM and JWT_ROLE_CLAIM must name different claims, both are "https:\/\/example\.com\/claims"/);
     assert.match(out, /JWT_ROLE_MAP maps member twice/);
+    out = await configErrors({ DB_ANONYMOUS_ROLE: 'ballast_worker_login' });
+    assert.match(out, /DB_ANONYMOUS_ROLE: "ballast_worker_login" must not serve visitors/, 'nor the worker\'s login role');
   });
 
   it('checks the JWT key sources: one at most, files readable and of the right kind', async () => {
