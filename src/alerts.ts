@@ -154,7 +154,7 @@ export function alerts(o: AlertOptions = DEFAULT_ALERT_OPTIONS): Alert[] {
       expr: `sum by (job) (rate(http_request_duration_seconds_count{${traffic}, status=~"5.."}[5m]))\n  / sum by (job) (rate(http_request_duration_seconds_count{${traffic}}[5m])) > ${t.apiMaxErrorRatio}\nand sum by (job) (rate(http_request_duration_seconds_count{${traffic}}[5m])) > ${t.apiMinRequestRate}`,
       for: '5m', severity: 'critical',
       summary: 'API 5xx ratio is {{ $value | humanizePercentage }}',
-      description: 'Look at the API logs and ballast.error_reports.',
+      description: 'Look at the API logs and the error reports (ERROR_REPORT_URL, or the worker log).',
       status: { section: 'API (last 5 minutes)' },
     },
     {
