@@ -84,11 +84,20 @@ function trafficSeries(st: Status): string[] {
   ];
 }
 
+/** Each alert's expression as ops/prometheus/alerts.yml (what operators deploy) has it. */
+function deployedExprs(): Map<string, string> {
+  const rules = fs.readFileSync(path.join(ROOT, 'ops', 'prometheus', 'alerts.yml'), 'utf8');
+  return new Map([...rules.matchAll(/- alert: (\w+)\n(?:\s+#.*\n)*\s+expr: \|\n((?:\s{10}.*\n)+)/g)]
+    .map((m) => [m[1], m[2].split('\n').map((l) => l.slice(10)).join('\n').trim()]));
+}
+
 /** For each alert status mirrors: how many series its expression selects, per promtool, must equal its FAIL items. */
 async function assertAgree(apiUrl: string, what: string): Promise<Map<string, number>> {
   const st = await readStatus(cfg.ownerUrl);
   const metrics = await (await fetch(`${apiUrl}/metrics`)).text();
-  const mirrored = alerts().filter((a) => 'section' in a.status);
+  const exprs = deployedExprs();
+  const mirrored = alerts().filter((a) => 'section' in a.status).map((a) => ({ ...a, expr: exprs.get(a.alert)! }));
+  assert.ok(mirrored.every((a) => a.expr), `every mirrored alert is in alerts.yml: ${[...exprs.keys()].join(' ')}`);
   const fails = new Map(mirrored.map((a) => [a.alert, 0]));
   for (const s of st.sections) for (const i of s.items) for (const a of i.alerts) fails.set(a, (fails.get(a) ?? 0) + 1);
   for (const s of st.sections) for (const i of s.items) assert.equal(i.state === 'FAIL', i.alerts.length > 0, `${s.section} ${i.name}: FAIL exactly when an alert's condition holds`);
@@ -169,7 +178,8 @@ it('status and alerts read one set of thresholds: the rules carry them, BALLAST_
     ['BallastApiErrorRatio', `[5m])) > ${t.apiMinRequestRate}`], ['BallastApiLatencyP99', `> ${t.apiMaxP99S}`],
   ] as const) {
     const rule = rules.split('- alert: ').find((r) => r.startsWith(alert + '\n'))!;
-    assert.ok(rule.replace(/\n\s+/g, '\n').includes(needle), `${alert} carries ${needle}:\n${rule}`);
+    const esc = needle.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(rule.replace(/\n\s+/g, '\n'), new RegExp(`${esc}(?![\\d.])`), `${alert} carries ${needle}`);
   }
   // One variable moves the rules and the status screen alike.
   const env = { BALLAST_ALERT_WORKER_MAX_HEARTBEAT_AGE_S: '7200' };
