@@ -225,7 +225,12 @@ async function api(c: pg.Client, th: Thresholds): Promise<Section> {
 
 /** The database gauges (ballast.metrics_snapshot(), what /metrics exports), or none on a kit without it. */
 async function gauges(c: pg.Client): Promise<Gauges> {
-  if (!(await c.query(`select to_regprocedure('ballast.metrics_snapshot()') is not null as ok`)).rows[0].ok) return new Gauges([]);
+  const fn = (await c.query(`select to_regprocedure('ballast.metrics_snapshot()') as f`)).rows[0].f as string | null;
+  if (fn === null) return new Gauges([]);
+  if (!(await c.query(`select has_function_privilege($1, 'execute') as ok`, [fn])).rows[0].ok) {
+    // Without the gauges no verdict could be given: an all-ok screen would lie.
+    throw new Error(`this role (${(await c.query('select current_user as u')).rows[0].u}) may not execute ballast.metrics_snapshot(), whose gauges decide what fails: run status as the role that installed the kit`);
+  }
   const { rows } = await c.query<{ metric: string; labels: Record<string, unknown>; value: number }>(
     'select metric, labels, value from ballast.metrics_snapshot()');
   return new Gauges(rows.map((r) => ({ ...r, value: Number(r.value) })));
