@@ -5,6 +5,7 @@
 //   ballast print-sql   (the install as a psql script on stdout)
 //   ballast verify      [--database-url URL] [--json]
 //   ballast status      [--database-url URL] [--json]
+//   ballast alerts      [--api-job J] [--worker-job J] [--runbook-url U]   (Prometheus rules on stdout)
 //   ballast preflight   [--database-url URL] [--targets URL,...] [--timeout-ms N] [--json]
 //   ballast version     [--database-url URL] [--json]
 // Exit codes: 0 done (checks all ok), 1 failed (connection, SQL, a check not ok), 2 bad usage,
@@ -19,12 +20,16 @@ import { kitVersion } from './kit_files.ts';
 import { BallastError } from './errors.ts';
 import { KIT_SCHEMA } from './constants.ts';
 import { verify } from './verify.ts';
-import { renderStatus, status, thresholdsFromEnv } from './status.ts';
+import { renderStatus, status } from './status.ts';
+import { THRESHOLD_SPECS, thresholdsFromEnv } from './thresholds.ts';
+import { DEFAULT_ALERT_OPTIONS, renderAlertRules } from './alerts.ts';
 import { preflight } from './preflight.ts';
 import { formatTable } from './table.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
 const REFUSALS = new Set(['KIT_NEWER', 'KIT_MISMATCH', 'AUDIT_LOG_NOT_EMPTY', 'DEPENDENTS', 'NOT_INSTALLED']);
+
+const THRESHOLD_HELP = Object.values(THRESHOLD_SPECS).map((t) => `  ${t.env} (${t.default}): ${t.meaning}`).join('\n');
 
 const HELP: Record<string, string> = {
   '': `ballast ${kitVersion()}: production safety rails for PostgreSQL
@@ -37,6 +42,7 @@ Commands:
   print-sql   print the install as one psql script
   verify      is this database production-ready? (ballast.verify_migration_success())
   status      the operator's one screen: queues, views, pg_cron jobs, cleanup, keys, API traffic
+  alerts      print ballast's Prometheus alerting rules for your scrape jobs
   preflight   before a deploy: verify, and /health/ready of every API instance
   version     the version of this code and of the kit installed in a database
 
@@ -91,12 +97,23 @@ Runs ballast.verify_migration_success() and prints one row per check; exit 1 whe
   --json                    the checks as a JSON array of {check_name, ok, detail}`,
   status: `Usage: ballast status [--database-url URL] [--json]
 
-The operator's one screen: invalidation queue, materialized views, pg_cron jobs, cleanup policies,
-idempotency keys, API traffic of the last 5 minutes. Exit 1 when any item is failing.
+The operator's one screen: worker heartbeats and dead jobs, invalidation queue, materialized views,
+pg_cron jobs, cleanup policies, idempotency keys, API traffic of the last 5 minutes. An item reads FAIL
+exactly when its Prometheus alert's condition holds (same thresholds); exit 1 when any item is failing.
   --database-url URL        the database (default: $DATABASE_URL)
   --json                    the sections and items as JSON
-Environment: BALLAST_STATUS_MAX_PENDING_AGE_S (300), BALLAST_STATUS_MAX_ERROR_RATIO (0.05),
-BALLAST_STATUS_MAX_SCHEDULES_BEHIND (2): when an item counts as failing.`,
+Environment (the same limits \`ballast alerts\` writes into the rules):
+${THRESHOLD_HELP}`,
+  alerts: `Usage: ballast alerts [--api-job J] [--worker-job J] [--runbook-url U] > ballast-alerts.yml
+
+Prints ballast's Prometheus alerting rules. Every alert selects its series by the scrape job: the API's
+(/metrics of every API replica, which also exports the database gauges) or the worker's (its
+WORKER_METRICS_PORT). Check the result with promtool check rules.
+  --api-job J               job label of the API targets (default ${DEFAULT_ALERT_OPTIONS.apiJob})
+  --worker-job J            job label of the worker targets (default ${DEFAULT_ALERT_OPTIONS.workerJob})
+  --runbook-url U           where docs/RUNBOOK.md is served; each alert links U#<alert> (default ${DEFAULT_ALERT_OPTIONS.runbookUrl})
+Environment (the same limits \`ballast status\` reads):
+${THRESHOLD_HELP}`,
   preflight: `Usage: ballast preflight [--database-url URL] [--targets URL,...] [--timeout-ms N] [--json]
 
 Before a deploy: verify_migration_success() on the database and GET /health/ready of every target, in
@@ -125,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(kitVersion() + '\n');
     return EXIT.ok;
   }
-  if (!(command in HELP)) fail(EXIT.usage, `unknown command "${command}": use migrate, uninstall, print-sql, verify, status, preflight or version (ballast --help)`);
+  if (!(command in HELP)) fail(EXIT.usage, `unknown command "${command}": use migrate, uninstall, print-sql, verify, status, alerts, preflight or version (ballast --help)`);
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -136,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
         'lock-timeout': { type: 'string' }, 'lock-retries': { type: 'string' },
         roles: { type: 'boolean' }, 'discard-audit-log': { type: 'boolean' },
         targets: { type: 'string' }, 'timeout-ms': { type: 'string' },
+        'api-job': { type: 'string' }, 'worker-job': { type: 'string' }, 'runbook-url': { type: 'string' },
       },
     }));
   } catch (e) {
@@ -151,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
     'print-sql': [],
     verify: ['json', 'database-url'],
     status: ['json', 'database-url'],
+    alerts: ['api-job', 'worker-job', 'runbook-url'],
     preflight: ['json', 'database-url', 'targets', 'timeout-ms'],
     version: ['json', 'database-url'],
   };
@@ -183,6 +202,19 @@ async function main(argv: string[]): Promise<number> {
       if (json) out(st, '');
       else process.stdout.write(renderStatus(st, process.stdout.isTTY === true));
       return st.failing ? EXIT.failed : EXIT.ok;
+    }
+    case 'alerts': {
+      try {
+        process.stdout.write(renderAlertRules({
+          apiJob: (values['api-job'] as string | undefined) ?? DEFAULT_ALERT_OPTIONS.apiJob,
+          workerJob: (values['worker-job'] as string | undefined) ?? DEFAULT_ALERT_OPTIONS.workerJob,
+          runbookUrl: (values['runbook-url'] as string | undefined) ?? DEFAULT_ALERT_OPTIONS.runbookUrl,
+          thresholds: thresholdsFromEnv(),
+        }));
+      } catch (e) {
+        fail(EXIT.usage, (e as Error).message);
+      }
+      return EXIT.ok;
     }
     case 'preflight': {
       const timeoutMs = Number(values['timeout-ms'] ?? 3000);

@@ -6,6 +6,8 @@ export { uninstall, type UninstallOptions, type UninstallResult } from './uninst
 export { printSql } from './print_sql.ts';
 export { verify, type Check } from './verify.ts';
 export { status, renderStatus, thresholdsFromEnv, DEFAULT_THRESHOLDS, type Status, type StatusThresholds, type Section, type Item } from './status.ts';
+export { THRESHOLD_SPECS, type Thresholds } from './thresholds.ts';
+export { alerts, renderAlertRules, DEFAULT_ALERT_OPTIONS, type Alert, type AlertOptions } from './alerts.ts';
 export { preflight, type PreflightResult } from './preflight.ts';
 export {
   idempotencyBegin, idempotencyComplete, idempotencyRelease, registerMatview, requestRefresh, enqueueInvalidation,

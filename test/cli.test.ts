@@ -7,7 +7,7 @@ import { cfg, runNode } from './helpers.ts';
 /** `ballast <args>` through the package's launcher, with no DATABASE_URL but the one a test gives. */
 const ballast = (args: string[], env: Record<string, string> = {}) => runNode('bin/ballast.js', args, { env, without: ['DATABASE_URL'] });
 
-const COMMANDS = ['migrate', 'uninstall', 'print-sql', 'verify', 'status', 'preflight', 'version'];
+const COMMANDS = ['migrate', 'uninstall', 'print-sql', 'verify', 'status', 'alerts', 'preflight', 'version'];
 
 describe('ballast CLI', () => {
   it('--help lists every command, and every command has its own --help', async () => {
@@ -24,7 +24,7 @@ describe('ballast CLI', () => {
   it('bad usage exits 2 and says what would be right', async () => {
     const unknown = await ballast(['migrat']);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.err, /unknown command "migrat": use migrate, uninstall, print-sql, verify, status, preflight or version/);
+    assert.match(unknown.err, /unknown command "migrat": use migrate, uninstall, print-sql, verify, status, alerts, preflight or version/);
     const flag = await ballast(['verify', '--roles']);
     assert.equal(flag.code, 2);
     assert.match(flag.err, /verify does not take --roles/);

@@ -9,7 +9,7 @@ import { parseCrontab, run as runGraphileWorker, type Runner } from 'graphile-wo
 import { DELIVER_JOB_KEY, TASKS, crontab, pinoWorkerLogger, run, stopDeliveryPolling, taskList } from '../worker/index.ts';
 import pg from 'pg';
 import { KIT_ROLES } from '../src/constants.ts';
-import { cfg, startNode, startWorker, stop, waitFor, withClient } from './helpers.ts';
+import { cfg, freePort, startNode, startWorker, stop, waitFor, withClient } from './helpers.ts';
 
 it('the example worker runs a queued ballast_heartbeat job and exits 0 on SIGTERM', async () => {
   await withClient(cfg.rootUrl, (c) => c.query('delete from ballast.worker_heartbeats'));
@@ -98,10 +98,32 @@ describe('least privilege: ballast\'s worker logs in as ballast_worker_login (is
   });
 });
 
+it('the example worker serves its own /metrics on WORKER_METRICS_PORT: its task runs, its LISTEN; closed when it stops', async () => {
+  const port = await freePort();
+  const worker = startWorker({ WORKER_METRICS_PORT: String(port) });
+  const url = `http://127.0.0.1:${port}/metrics`;
+  await withClient(cfg.rootUrl, (c) => c.query(`select ballast_worker.add_job($1)`, [TASKS.heartbeat]));
+  const sample = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const text = await waitFor('the heartbeat run counted on the worker\'s /metrics', async () => {
+    const r = await fetch(url).catch(() => undefined);
+    const t = r?.ok ? await r.text() : '';
+    return sample(t, `ballast_worker_task_runs_total{task="${TASKS.heartbeat}",outcome="success"}`) >= 1 ? t : undefined;
+  });
+  assert.match(worker.output(), new RegExp(`"port":${port}.*worker metrics listening`), 'the port is logged');
+  assert.equal(sample(text, 'ballast_worker_listen_up'), 1, 'it holds its LISTEN connection');
+  assert.ok(sample(text, `ballast_worker_task_duration_seconds_count{task="${TASKS.heartbeat}"}`) >= 1, text);
+  // every task of its list is there from the start (zero), so rate() sees it before its first run
+  for (const task of Object.values(TASKS)) assert.ok(sample(text, `ballast_worker_task_runs_total{task="${task}",outcome="failed"}`) >= 0, `${task}:\n${text}`);
+  assert.match(text, /^process_cpu_user_seconds_total /m, 'process metrics of the worker process');
+  assert.equal((await fetch(`http://127.0.0.1:${port}/graphql`)).status, 404);
+  assert.equal(await stop(worker), 0, worker.output());
+  await assert.rejects(fetch(url), 'the port is closed with the worker');
+});
+
 it('the example worker stops at startup on a bad environment, naming every bad variable', async () => {
-  const bad = startWorker({ WORKER_CONCURRENCY: '0', INVALIDATION_SINKS: 'carrier-pigeon', LOG_LEVEL: 'loud' });
+  const bad = startWorker({ WORKER_CONCURRENCY: '0', INVALIDATION_SINKS: 'carrier-pigeon', LOG_LEVEL: 'loud', WORKER_METRICS_PORT: '70000' });
   assert.equal(await bad.exited, 2, bad.output());
-  for (const name of ['WORKER_CONCURRENCY', 'INVALIDATION_SINKS', 'LOG_LEVEL']) assert.match(bad.output(), new RegExp(name), bad.output());
+  for (const name of ['WORKER_CONCURRENCY', 'INVALIDATION_SINKS', 'LOG_LEVEL', 'WORKER_METRICS_PORT']) assert.match(bad.output(), new RegExp(name), bad.output());
   const none = startNode('example/worker.ts', { WORKER_DATABASE_URL: '', DATABASE_URL: '' });
   assert.equal(await none.exited, 2, none.output());
   assert.match(none.output(), /WORKER_DATABASE_URL \(or DATABASE_URL\) must be set: .*direct or session-mode/);

@@ -11,6 +11,7 @@
 // WORKER_DATABASE_URL; the API may keep the pooler.
 import { WORKER_SCHEMA } from '../src/constants.ts';
 import { invalidationConfig, type InvalidationConfig } from './invalidation_config.ts';
+import type { WorkerMetricsOptions } from './metrics.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -36,6 +37,8 @@ export type WorkerConfig = {
   invalidation: InvalidationConfig;
   /** ERROR_REPORT_URL, ERROR_REPORT_TIMEOUT_MS. */
   errorReports: ErrorReportConfig;
+  /** WORKER_METRICS_PORT (unset: no endpoint; 0: a free port), WORKER_METRICS_HOST (default 127.0.0.1): the worker's /metrics. */
+  metrics: WorkerMetricsOptions | null;
 };
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number, problems: string[]): number {
@@ -53,6 +56,14 @@ function errorReportsFrom(env: NodeJS.ProcessEnv, problems: string[]): ErrorRepo
   const url = env.ERROR_REPORT_URL || null;
   if (url !== null && !/^https?:\/\/[^/]/.test(url)) problems.push(`ERROR_REPORT_URL must be an http(s) URL, got "${url}"`);
   return { url, timeoutMs: wholeNumber(env, 'ERROR_REPORT_TIMEOUT_MS', 5000, 1, 600_000, problems) };
+}
+
+function metricsFrom(env: NodeJS.ProcessEnv, problems: string[]): WorkerMetricsOptions | null {
+  if (env.WORKER_METRICS_PORT === undefined || env.WORKER_METRICS_PORT === '') return null;
+  const port = wholeNumber(env, 'WORKER_METRICS_PORT', 0, 0, 65535, problems);
+  const host = env.WORKER_METRICS_HOST || '127.0.0.1';
+  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(host)) problems.push(`WORKER_METRICS_HOST must be a host name or address to listen on (e.g. 0.0.0.0), got "${host}"`);
+  return { port, host };
 }
 
 /** The error-report settings alone (the ballast_report_error task reads them when run() did not give them). */
@@ -93,6 +104,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     logLevel,
     invalidation: invalidation!,
     errorReports: errorReportsFrom(env, problems),
+    metrics: metricsFrom(env, problems),
   };
   if (problems.length) throw new Error(`the worker's environment has ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
   return config;

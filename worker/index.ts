@@ -14,4 +14,5 @@ export { run, type RunOptions } from './run.ts';
 export { workerConfigFromEnv, type WorkerConfig, type ErrorReportConfig } from './config.ts';
 export type { InvalidationConfig, SinkName } from './invalidation_config.ts';
 export { pinoWorkerLogger } from './logger.ts';
+export type { WorkerMetricsOptions } from './metrics.ts';
 export { stopDeliveryPolling } from './tasks/deliver_cache_invalidations.ts';

@@ -1,12 +1,14 @@
 // run(): ballast's own graphile-worker runner, for apps that let ballast run its worker (an app with a
 // runner of its own merges taskList and crontab into it instead, and sets the kit's worker_schema).
+import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import pino from 'pino';
-import { run as runGraphileWorker, type Runner, type TaskList } from 'graphile-worker';
+import { run as runGraphileWorker, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import { WORKER_SCHEMA } from '../src/constants.ts';
 import { errorReportConfig, type ErrorReportConfig } from './config.ts';
 import { crontab as ballastCrontab } from './crontab.ts';
 import { invalidationConfig, type InvalidationConfig } from './invalidation_config.ts';
+import { WorkerMetrics, type WorkerMetricsOptions } from './metrics.ts';
 import { pinoWorkerLogger } from './logger.ts';
 import { DELIVER_JOB_KEY, TASKS } from './names.ts';
 import { taskList as ballastTaskList } from './task_list.ts';
@@ -46,6 +48,11 @@ export type RunOptions = {
   invalidation?: InvalidationConfig;
   /** Where error reports go (default: ERROR_REPORT_URL, ERROR_REPORT_TIMEOUT_MS of process.env). */
   errorReports?: ErrorReportConfig;
+  /**
+   * Serve the worker's own /metrics (process, task runs and durations, LISTEN up) on this port, for
+   * Prometheus to scrape as the worker's job (WORKER_METRICS_PORT, WORKER_METRICS_HOST). Default: none.
+   */
+  metrics?: WorkerMetricsOptions | null;
   /** As graphile-worker's: true leaves SIGTERM/SIGINT to you (call runner.stop()). Default false. */
   noHandleSignals?: boolean;
 };
@@ -67,7 +74,19 @@ export async function run(options: RunOptions): Promise<Runner> {
   configureErrorReports(options.errorReports ?? errorReportConfig(process.env));
   await checkKitWorkerSchema(options, schema, logger);
 
+  // The metrics see the runner's events from its start (its LISTEN), so they get an emitter of their own.
+  const events = new EventEmitter() as WorkerEvents;
+  const metrics = options.metrics ? new WorkerMetrics(Object.keys(taskList)) : null;
+  metrics?.observe(events);
+  // Listening before the runner starts: a port in use stops the worker here, with nothing to clean up.
+  const metricsServer = options.metrics ? await metrics!.serve(options.metrics, logger) : null;
+  const closeMetrics = () => {
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
+  };
+
   const runner = await runGraphileWorker({
+    events,
     ...(options.pgPool ? { pgPool: options.pgPool } : { connectionString: options.directUrl }),
     schema,
     concurrency: options.concurrency ?? 5,
@@ -76,7 +95,11 @@ export async function run(options: RunOptions): Promise<Runner> {
     taskList,
     crontab: options.crontab ?? ballastCrontab,
     noHandleSignals: options.noHandleSignals ?? false,
+  }).catch((e: unknown) => {
+    closeMetrics();
+    throw e;
   });
+  runner.promise.then(closeMetrics, closeMetrics);
   runner.events.on('pool:gracefulShutdown', () => stopDeliveryPolling());
   runner.promise.then(closeInvalidationSinks, closeInvalidationSinks).catch((e: Error) => logger.warn({ err: e }, 'closing the invalidation sinks failed'));
   if (taskList[TASKS.deliverCacheInvalidations]) {
