@@ -11,6 +11,7 @@
 // WORKER_DATABASE_URL; the API may keep the pooler.
 import { WORKER_SCHEMA } from '../src/constants.ts';
 import { invalidationConfig, type InvalidationConfig } from './invalidation_config.ts';
+import { telemetrySettingsFromEnv, type TelemetrySettings } from '../api/telemetry.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -36,6 +37,8 @@ export type WorkerConfig = {
   invalidation: InvalidationConfig;
   /** ERROR_REPORT_URL, ERROR_REPORT_TIMEOUT_MS. */
   errorReports: ErrorReportConfig;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME (default ballast-worker), OTEL_BSP_SCHEDULE_DELAY; null: no spans. */
+  telemetry: TelemetrySettings | null;
 };
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number, problems: string[]): number {
@@ -93,6 +96,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     logLevel,
     invalidation: invalidation!,
     errorReports: errorReportsFrom(env, problems),
+    telemetry: telemetrySettingsFromEnv(env, 'ballast-worker', problems),
   };
   if (problems.length) throw new Error(`the worker's environment has ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
   return config;

@@ -12,6 +12,9 @@ import { DELIVER_JOB_KEY, TASKS } from './names.ts';
 import { taskList as ballastTaskList } from './task_list.ts';
 import { closeInvalidationSinks, configureDelivery, stopDeliveryPolling } from './tasks/deliver_cache_invalidations.ts';
 import { configureErrorReports } from './tasks/report_error.ts';
+import { kitVersion } from '../src/kit_files.ts';
+import { startTelemetry, type TelemetrySettings } from '../api/telemetry.ts';
+import { tracedTaskList } from './trace.ts';
 
 export type RunOptions = {
   /**
@@ -45,6 +48,12 @@ export type RunOptions = {
   invalidation?: InvalidationConfig;
   /** Where error reports go (default: ERROR_REPORT_URL, ERROR_REPORT_TIMEOUT_MS of process.env). */
   errorReports?: ErrorReportConfig;
+  /**
+   * OpenTelemetry: each task a span exported over OTLP/HTTP JSON, in its job's trace (worker/trace.ts).
+   * Default off (workerConfigFromEnv reads OTEL_EXPORTER_OTLP_ENDPOINT). Jobs with a traceparent are
+   * logged with its trace id either way.
+   */
+  telemetry?: TelemetrySettings | null;
   /** As graphile-worker's: true leaves SIGTERM/SIGINT to you (call runner.stop()). Default false. */
   noHandleSignals?: boolean;
 };
@@ -65,6 +74,8 @@ export async function run(options: RunOptions): Promise<Runner> {
   configureDelivery({ config: options.invalidation ?? invalidationConfig(process.env), logger });
   configureErrorReports(options.errorReports ?? errorReportConfig(process.env));
   await checkKitWorkerSchema(options, schema, logger);
+  const telemetry = options.telemetry ? startTelemetry(options.telemetry, logger, kitVersion()) : null;
+  await telemetry?.ready;
 
   const runner = await runGraphileWorker({
     ...(options.pgPool ? { pgPool: options.pgPool } : { connectionString: options.directUrl }),
@@ -72,12 +83,13 @@ export async function run(options: RunOptions): Promise<Runner> {
     concurrency: options.concurrency ?? 5,
     pollInterval: options.pollInterval ?? 1000,
     logger: pinoWorkerLogger(logger),
-    taskList,
+    taskList: tracedTaskList(taskList, telemetry),
     crontab: options.crontab ?? ballastCrontab,
     noHandleSignals: options.noHandleSignals ?? false,
   });
   runner.events.on('pool:gracefulShutdown', () => stopDeliveryPolling());
   runner.promise.then(closeInvalidationSinks, closeInvalidationSinks).catch((e: Error) => logger.warn({ err: e }, 'closing the invalidation sinks failed'));
+  if (telemetry) runner.promise.finally(() => telemetry.shutdown()).catch(() => undefined);
   if (taskList[TASKS.deliverCacheInvalidations]) {
     // Deliver now rather than at the next minute (the crontab keeps a run going after that).
     await runner.addJob(TASKS.deliverCacheInvalidations, {}, { jobKey: DELIVER_JOB_KEY, jobKeyMode: 'preserve_run_at' });
