@@ -52,10 +52,12 @@ export const newSpanId = (): string => hex(8, ZERO_SPAN);
 
 /** This process's span in the caller's trace (a new trace, sampled, when the header is absent or malformed). */
 export function continueTrace(header: string | string[] | undefined): TraceContext {
-  const parent = parseTraceparent(header);
-  return parent
-    ? { traceId: parent.traceId, spanId: newSpanId(), parentSpanId: parent.parentSpanId, flags: parent.flags }
-    : { traceId: newTraceId(), spanId: newSpanId(), flags: 1 };
+  const parent = header === undefined ? undefined : parseTraceparent(header);
+  if (parent) return { traceId: parent.traceId, spanId: newSpanId(), parentSpanId: parent.parentSpanId, flags: parent.flags };
+  const h = randomBytes(24).toString('hex'); // one call for both ids (the request path)
+  const traceId = h.slice(0, 32);
+  const spanId = h.slice(32);
+  return traceId === ZERO_TRACE || spanId === ZERO_SPAN ? continueTrace(undefined) : { traceId, spanId, flags: 1 };
 }
 
 /**
