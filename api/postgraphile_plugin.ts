@@ -92,6 +92,11 @@ export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: D
         s.orgId = v.orgId;
       } catch (e) {
         if (!(e instanceof JwtRejection)) throw e;
+        if (e.reason === 'keys_unavailable') { // JWT_JWKS_URL never fetched: not the token's fault (as api/middleware/jwt.ts)
+          const message = `cannot verify tokens now: ${e.message}`;
+          s.error = { status: 503, code: 'JWKS_UNAVAILABLE', message };
+          return { type: 'json', statusCode: 503, headers: { ...idHeader, 'content-type': 'application/json; charset=utf-8', 'retry-after': '5' }, json: { errors: [{ message, extensions: { code: 'JWKS_UNAVAILABLE', requestId: s.id } }] } };
+        }
         return unauthenticated(s, e, idHeader);
       }
     }
