@@ -20,7 +20,6 @@ import type {} from 'postgraphile/grafserv';
 import { setState, stateOf, type RequestState } from './context.ts';
 import { checkCost, LIMIT_CODES, pagedDocument, pagedVariables, queryLimitsRule, type Paged, type QueryLimits } from './graphql_limits.ts';
 import type { DocumentNode } from 'postgraphile/graphql';
-type ExecuteEvent = { args: Omit<Grafast.ExecutionArgs, 'contextValue'> & { requestContext?: Partial<Grafast.RequestContext> } };
 import { classifyDbError, type DbGuard } from './db_guard.ts';
 import { JwtRejection, type JwtVerifier } from './jwt.ts';
 import { CLIENT_REQUEST_ID_HEADER, newState, requestTrace, WELL_FORMED_REQUEST_ID } from './middleware/request_id.ts';
@@ -32,7 +31,8 @@ export type Standalone = { logger: Logger; verifier: JwtVerifier | null; request
 
 type JsonResult = { type: 'json'; statusCode: number; headers: Record<string, string>; json: unknown };
 type WithPgClient = (settings: unknown, callback: unknown) => Promise<unknown>;
-
+/** What the execute middleware reads of grafast's event (its args, with the request context). */
+type ExecuteEvent = { args: Omit<Grafast.ExecutionArgs, 'contextValue'> & { requestContext?: Partial<Grafast.RequestContext> } };
 
 const STATUS = { unavailable: 503, timeout: 504, internal: 500 } as const;
 const MESSAGE = {
