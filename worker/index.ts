@@ -14,4 +14,6 @@ export { run, type RunOptions } from './run.ts';
 export { workerConfigFromEnv, type WorkerConfig, type ErrorReportConfig } from './config.ts';
 export type { InvalidationConfig, SinkName } from './invalidation_config.ts';
 export { pinoWorkerLogger } from './logger.ts';
+// In your own runner: taskList: tracedTaskList({ ...taskList, ...yours }) runs jobs with a traceparent in their request's trace.
+export { tracedTaskList } from './trace.ts';
 export { stopDeliveryPolling } from './tasks/deliver_cache_invalidations.ts';
