@@ -18,6 +18,8 @@ import { ApiMetrics } from './metrics.ts';
 import { makePool } from './pool.ts';
 import { GRAPHQL_PATH, presetFor } from './preset.ts';
 import { RateLimiter } from './rate_limit.ts';
+import { kitVersion } from '../src/kit_files.ts';
+import { startTelemetry, type Telemetry } from './telemetry.ts';
 import { makeTraceWriter } from './tracing.ts';
 import { body } from './middleware/body.ts';
 import { chain, type Middleware } from './middleware/compose.ts';
@@ -54,6 +56,8 @@ export type Ballast = {
   handler: NodeMiddleware;
   /** The same, as ballast's internal async middleware (createServer appends PostGraphile to it). */
   chain: Middleware;
+  /** OpenTelemetry export (OTEL_EXPORTER_OTLP_ENDPOINT), null when off; createServer awaits telemetry.ready before listening. */
+  telemetry: Telemetry | null;
   /** Starts shutting down: /health/ready turns 503, new requests get 503, admitted ones finish; resolves when none is left or graceMs passed. */
   drain: (graceMs?: number) => Promise<void>;
   /** Stops the background work (database guard's probe, trace and error-report buffers flushed) and ends ballast's own pool. Release PostGraphile first. */
@@ -71,17 +75,18 @@ export function createBallast(options: BallastOptions): Ballast {
   const metrics = new ApiMetrics({ maxRoutes: config.metricsMaxRoutes, maxOperations: config.metricsMaxOperations, dbUp: () => !guard.isDown });
   const traces = config.tracing ? makeTraceWriter(pool, config, metrics, logger) : null;
   const reports = config.errorReporting ? makeErrorReporter(pool, metrics, logger) : null;
-  const verifier = config.jwtEnabled ? new JwtVerifier(config) : null;
+  const telemetry = config.telemetry ? startTelemetry(config.telemetry, logger, kitVersion()) : null;
+  const verifier = config.jwtEnabled ? new JwtVerifier(config, logger) : null;
   if (config.jwtEnabled && config.jwt.kind === 'none') logger.warn('no JWT key configured: requests are anonymous and any token is refused with 401');
   if (config.jwt.kind === 'hs256' && config.jwt.development) logger.warn('development JWT secret in use (GRAPHILE_ENV=development, JWT_SECRET unset)');
   const shutdown: Shutdown = { shuttingDown: false, inFlight: 0 };
   const rateLimited = config.rateLimits.query !== null || config.rateLimits.mutation !== null;
 
   const list: [MiddlewareName, Middleware | null][] = [
-    ['requestId', requestId(logger, { header: config.requestIdHeader, anonymousRole: config.anonymousRole })],
+    ['requestId', requestId(logger, { header: config.requestIdHeader, anonymousRole: config.anonymousRole, telemetry })],
     ['logging', config.logging ? logging(logger, config.probeLogSampleRate) : null],
     ['metrics', config.metrics ? metricsEndpoint(metrics, new DbGauges({ pool, registry: metrics.registry, cacheMs: config.metricsDbCacheMs, guard, logger })) : null],
-    ['tracing', traces ? tracing(traces) : null],
+    ['tracing', traces ? tracing(traces, { sampleRate: config.traceSampleRate, slowMs: config.traceSlowMs }) : null],
     ['errorReports', reports ? errorReports(reports) : null],
     ['rejectForgedRequestId', config.requestIdHeader ? rejectForgedRequestId() : null],
     ['health', config.health ? health(pool, () => shutdown.shuttingDown, { readyCacheMs: config.healthReadyCacheMs, logger, dbDown: () => guard.isDown }) : null],
@@ -105,7 +110,8 @@ export function createBallast(options: BallastOptions): Ballast {
     config,
     logger,
     pool,
-    preset: presetFor({ config, logger, pool, guard, verifier }),
+    preset: presetFor({ config, logger, pool, guard, verifier, telemetry }),
+    telemetry,
     middlewares: Object.fromEntries(present.map(([name, mw]) => [name, toNodeMiddleware(mw)])),
     handler: toNodeMiddleware(all),
     chain: all,
@@ -120,6 +126,7 @@ export function createBallast(options: BallastOptions): Ballast {
         shutdown.shuttingDown = true;
         guard.stop();
         await Promise.all([traces?.stop(2000), reports?.stop(2000)]);
+        await telemetry?.shutdown(2000); // the last spans, after the requests that made them
         if (ownPool) await pool.end();
       })();
       return closing;

@@ -13,6 +13,7 @@ import { hostProblem, LOOPBACK_HOSTS } from './allowed_hosts.ts';
 import { originProblem } from './cors.ts';
 import { KIT_ROLES } from '../src/constants.ts';
 import type { NodeMiddleware } from './middleware/node.ts';
+import type { TelemetrySettings } from './telemetry.ts';
 
 export type RateLimit = { capacity: number; refillPerSecond: number } | null; // null = off
 /** The application roles a token's role claim may name (the database's parse_claims accepts these two). */
@@ -22,20 +23,41 @@ export type OperationClass = 'query' | 'mutation';
 
 export type JwtKey =
   | { kind: 'hs256'; secret: string; development: boolean }
-  | { kind: 'rs256-pem'; key: KeyObject; file: string | null }
-  | { kind: 'rs256-jwks'; jwks: { keys: Record<string, unknown>[] }; file: string | null }
+  | { kind: 'pem'; key: KeyObject; file: string | null }
+  | { kind: 'jwks'; jwks: { keys: Record<string, unknown>[] }; file: string | null }
+  | { kind: 'jwks-url'; url: URL; cooldownMs: number; cacheMaxAgeMs: number; timeoutMs: number }
   | { kind: 'none' };
+
+/** Signing algorithms a token may use: HMAC ones only with a secret, never "none". */
+export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+/** What identity providers sign with (Auth0, Clerk, Cognito, Entra, Keycloak): the default for a JWKS. */
+export const DEFAULT_JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
 
 /** JWT verification: at most one key source; without one every token is refused (401) and requests are anonymous. */
 export type JwtOptions = {
   /** HS256 secret, at least JWT_SECRET_MIN_LENGTH characters. */
   secret?: string;
-  /** RS256: the RSA public key (PEM text or a KeyObject), or a file holding it. */
+  /** A public key (RSA, EC P-256/384/521 or Ed25519; PEM text or a KeyObject), or a file holding it. */
   publicKey?: string | KeyObject;
   publicKeyFile?: string;
-  /** RS256: a JWKS ({"keys": [...]}, the token's kid picks the key), or a file holding it. */
+  /** A JWKS ({"keys": [...]}, the token's kid picks the key), or a file holding it. */
   jwks?: { keys: Record<string, unknown>[] };
   jwksFile?: string;
+  /**
+   * Your identity provider's JWKS URL (https, or http on a loopback address), fetched and cached: a token
+   * with an unknown kid refetches it (at most once per jwksCooldownS), the set is refetched when older
+   * than jwksCacheMaxAgeS, and a failed fetch keeps the keys last fetched.
+   */
+  jwksUrl?: string;
+  jwksCooldownS?: number; // 30
+  jwksCacheMaxAgeS?: number; // 600
+  jwksTimeoutMs?: number; // 5000
+  /**
+   * The algorithms accepted. Default: HS256 with a secret; RS256, ES256 and EdDSA with a JWKS; the one
+   * of the key's type with a public key. HS* only with a secret, never "none".
+   */
+  algorithms?: string[];
   /** When set, tokens must carry this iss / aud. */
   issuer?: string | null;
   audience?: string | null;
@@ -97,8 +119,17 @@ export type BallastOptions = {
   logging?: { probeSampleRate?: number } | false;
   /** GET /metrics (Prometheus). Defaults 50 routes, 100 operation names, database gauges cached 5000 ms. */
   metrics?: { maxRoutes?: number; maxOperations?: number; dbCacheMs?: number } | false;
-  /** One row per request in ballast.performance_metrics, written in batches. Defaults 1000 ms, 500 rows, 20000 buffered. */
-  tracing?: { flushMs?: number; batchRows?: number; bufferMax?: number } | false;
+  /**
+   * One row per request in ballast.performance_metrics, written in batches. Defaults 1000 ms, 500 rows, 20000 buffered.
+   * sampleRate (0..1, default 1): the share of requests whose row is written, chosen by trace id; 5xx
+   * responses and requests of at least slowMs (default 1000) always are.
+   */
+  tracing?: { flushMs?: number; batchRows?: number; bufferMax?: number; sampleRate?: number; slowMs?: number } | false;
+  /**
+   * OpenTelemetry spans (HTTP request, GraphQL operation, database transactions) exported over OTLP/HTTP
+   * JSON to tracesUrl (…/v1/traces); apiConfigFromEnv reads OTEL_EXPORTER_OTLP_ENDPOINT. Default off.
+   */
+  telemetry?: TelemetrySettings | false;
   /** A 5xx queues a report_error job for ballast's worker. Default on. */
   errorReports?: boolean;
   /** GET /health/live and /health/ready; readiness asks the database at most once per readyCacheMs (default 1000; 0 = every probe). Default on. */
@@ -215,6 +246,14 @@ export type ApiConfig = {
   traceFlushMs: number;
   traceBatchRows: number;
   traceBufferMax: number;
+  /** The share (0..1) of requests whose row is written, by trace id; 5xx and slow requests always are. */
+  traceSampleRate: number;
+  /** A request at least this slow is always written. */
+  traceSlowMs: number;
+  /** OpenTelemetry export (api/telemetry.ts); null: off, nothing of the SDK is loaded. */
+  telemetry: TelemetrySettings | null;
+  /** The algorithms a token may be signed with (api/jwt.ts). */
+  jwtAlgorithms: string[];
   // error reporting (api/error_reports.ts)
   errorReporting: boolean;
   middlewares: NodeMiddleware[];
@@ -261,10 +300,15 @@ export const RANGES = {
   errorReportTimeoutMs: [100, 120_000, 5000],
   readyCacheMs: [0, 60_000, 1000],
   whyDeniedMaxQueries: [0, 100, 3],
+  sampleRate: [0, 1, 1],
+  slowMs: [0, 3_600_000, 1000],
+  jwksCooldownS: [0, 3600, 30],
+  jwksCacheMaxAgeS: [1, 86_400, 600],
+  jwksTimeoutMs: [100, 60_000, 5000],
 } as const satisfies Record<string, readonly [number, number, number]>;
 export type RangeName = keyof typeof RANGES;
 /** Whole numbers except these. */
-const FRACTIONAL: RangeName[] = ['probeSampleRate'];
+const FRACTIONAL: RangeName[] = ['probeSampleRate', 'sampleRate'];
 
 export const DEFAULT_RATE_LIMITS: Record<OperationClass, RateLimit> = {
   query: { capacity: 300, refillPerSecond: 10 },
@@ -391,7 +435,7 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
 
   const jwtSection = section(o.jwt);
   const j = jwtSection.value;
-  const jwt = jwtSection.on ? resolveJwtKey(j, development, name, errors) : { kind: 'none' as const };
+  const jwt: JwtKey = jwtSection.on ? resolveJwtKey(j, development, name, errors, num) : { kind: 'none' as const };
   const claimName = (path: string, v: string | undefined, fallback: string): string => {
     if (v === undefined) return fallback;
     if (typeof v !== 'string' || v.length === 0 || v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) {
@@ -432,6 +476,16 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
   if (Object.keys(jwtRoleMap).length === 0 && roleMapOk) errors.push(`${name('jwt.roleMap')} must map at least one of member and admin to a database role`);
   const anonymousRole = j.anonymousRole ?? 'ballast_anonymous';
   roleName('jwt.anonymousRole', anonymousRole);
+  const jwtAlgorithms = resolveAlgorithms(j, jwt, name, errors);
+  const telemetry = o.telemetry ? o.telemetry : null;
+  if (telemetry) {
+    try {
+      const u = new URL(telemetry.tracesUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+    } catch {
+      errors.push(`${name('telemetry.tracesUrl')} must be the http:// or https:// URL of an OTLP/HTTP traces receiver, got "${String(telemetry.tracesUrl)}"`);
+    }
+  }
 
   return {
     schemas: o.schemas,
@@ -494,16 +548,20 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
     traceFlushMs: num('tracing.flushMs', 'flushMs', tracing.value.flushMs),
     traceBatchRows: num('tracing.batchRows', 'batchRows', tracing.value.batchRows),
     traceBufferMax: num('tracing.bufferMax', 'bufferMax', tracing.value.bufferMax),
+    traceSampleRate: num('tracing.sampleRate', 'sampleRate', tracing.value.sampleRate),
+    traceSlowMs: num('tracing.slowMs', 'slowMs', tracing.value.slowMs),
+    telemetry: telemetry ? { tracesUrl: telemetry.tracesUrl, serviceName: telemetry.serviceName || 'ballast-api', scheduleDelayMs: telemetry.scheduleDelayMs ?? 5000 } : null,
+    jwtAlgorithms,
     errorReporting: o.errorReports ?? true,
     middlewares: o.middlewares ?? [],
   };
 }
 
-/** Exactly one key source at most: a secret (HS256), a PEM public key or a JWKS (RS256), each given or in a file. */
-function resolveJwtKey(j: JwtOptions, development: boolean, name: (path: string) => string, errors: string[]): JwtKey {
-  const sources = (['secret', 'publicKey', 'publicKeyFile', 'jwks', 'jwksFile'] as const).filter((k) => j[k] !== undefined && j[k] !== '');
+/** Exactly one key source at most: a secret (HMAC), a PEM public key, a JWKS (given or in a file) or a JWKS URL. */
+function resolveJwtKey(j: JwtOptions, development: boolean, name: (path: string) => string, errors: string[], num: (path: string, range: RangeName, v: number | undefined) => number): JwtKey {
+  const sources = (['secret', 'publicKey', 'publicKeyFile', 'jwks', 'jwksFile', 'jwksUrl'] as const).filter((k) => j[k] !== undefined && j[k] !== '');
   if (sources.length > 1) {
-    errors.push(`set only one of ${[...new Set(['secret', 'publicKeyFile', 'jwksFile', 'publicKey', 'jwks'].map((k) => name(`jwt.${k}`)))].join(', ')}; got ${sources.map((k) => name(`jwt.${k}`)).join(' and ')}`);
+    errors.push(`set only one of ${[...new Set(['secret', 'publicKeyFile', 'jwksFile', 'jwksUrl', 'publicKey', 'jwks'].map((k) => name(`jwt.${k}`)))].join(', ')}; got ${sources.map((k) => name(`jwt.${k}`)).join(' and ')}`);
     return { kind: 'none' };
   }
   const read = (path: string, file: string): string | null => {
@@ -546,11 +604,11 @@ function resolveJwtKey(j: JwtOptions, development: boolean, name: (path: string)
         errors.push(`${name(path)}: ${file === null ? 'the key' : `"${file}"`} is not a PEM public key (${(e as Error).message})`);
         return { kind: 'none' };
       }
-      if (key.asymmetricKeyType !== 'rsa') {
-        errors.push(`${name(path)}: ${file === null ? 'the key' : `"${file}"`} holds a ${key.asymmetricKeyType} key; RS256 needs an RSA public key`);
+      if (!['rsa', 'rsa-pss', 'ec', 'ed25519'].includes(key.asymmetricKeyType ?? '')) {
+        errors.push(`${name(path)}: ${file === null ? 'the key' : `"${file}"`} holds a ${key.asymmetricKeyType} key; use an RSA, EC (P-256, P-384, P-521) or Ed25519 public key`);
         return { kind: 'none' };
       }
-      return { kind: 'rs256-pem', key, file };
+      return { kind: 'pem', key, file };
     }
     case 'jwks':
     case 'jwksFile': {
@@ -568,11 +626,77 @@ function resolveJwtKey(j: JwtOptions, development: boolean, name: (path: string)
         }
       }
       const keys = (jwks as { keys?: unknown })?.keys;
-      if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => k && typeof k === 'object' && (k as { kty?: unknown }).kty === 'RSA')) {
-        errors.push(`${name(path)}: ${file === null ? 'the JWKS' : `"${file}"`} must be {"keys": [...]} with at least one RSA key`);
+      if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => k && typeof k === 'object' && ['RSA', 'EC', 'OKP'].includes((k as { kty?: string }).kty ?? ''))) {
+        errors.push(`${name(path)}: ${file === null ? 'the JWKS' : `"${file}"`} must be {"keys": [...]} with at least one key, each RSA, EC or OKP`);
         return { kind: 'none' };
       }
-      return { kind: 'rs256-jwks', jwks: { keys: keys as Record<string, unknown>[] }, file };
+      return { kind: 'jwks', jwks: { keys: keys as Record<string, unknown>[] }, file };
     }
+    case 'jwksUrl': {
+      const problem = jwksUrlProblem(j.jwksUrl!);
+      if (problem) {
+        errors.push(`${name('jwt.jwksUrl')} ${problem}, got "${j.jwksUrl}"`);
+        return { kind: 'none' };
+      }
+      return {
+        kind: 'jwks-url',
+        url: new URL(j.jwksUrl!),
+        cooldownMs: num('jwt.jwksCooldownS', 'jwksCooldownS', j.jwksCooldownS) * 1000,
+        cacheMaxAgeMs: num('jwt.jwksCacheMaxAgeS', 'jwksCacheMaxAgeS', j.jwksCacheMaxAgeS) * 1000,
+        timeoutMs: num('jwt.jwksTimeoutMs', 'jwksTimeoutMs', j.jwksTimeoutMs),
+      };
+    }
+  }
+}
+
+/** Keys are fetched over https; plain http only from this machine (a local identity provider, tests). */
+function jwksUrlProblem(text: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return 'must be the https:// URL of your identity provider\'s JWKS (e.g. https://example.auth0.com/.well-known/jwks.json)';
+  }
+  if (u.protocol === 'https:') return null;
+  if (u.protocol === 'http:' && LOOPBACK_HOSTS.includes(u.hostname.replace(/^\[|\]$/g, ''))) return null;
+  return 'must be an https:// URL (http:// only on a loopback address: keys fetched in the clear could be replaced)';
+}
+
+/** The accepted algorithms: given (checked against the key) or the key's default; HS* only with a secret, never "none". */
+function resolveAlgorithms(j: JwtOptions, key: JwtKey, name: (path: string) => string, errors: string[]): string[] {
+  const fallback = key.kind === 'hs256' ? ['HS256']
+    : key.kind === 'pem' ? [pemAlgorithm(key.key)]
+      : key.kind === 'jwks' || key.kind === 'jwks-url' ? DEFAULT_JWKS_ALGORITHMS
+        : [];
+  if (j.algorithms === undefined) return fallback;
+  const given = Array.isArray(j.algorithms) ? j.algorithms : [];
+  if (given.length === 0) {
+    errors.push(`${name('jwt.algorithms')} must list at least one algorithm (e.g. RS256,ES256,EdDSA)`);
+    return fallback;
+  }
+  const ok: string[] = [];
+  for (const alg of given) {
+    if (typeof alg !== 'string' || alg.toLowerCase() === 'none') {
+      errors.push(`${name('jwt.algorithms')}: "${String(alg)}" is never accepted (unsigned tokens)`);
+    } else if (HMAC_ALGORITHMS.includes(alg)) {
+      if (key.kind === 'hs256') ok.push(alg);
+      else errors.push(`${name('jwt.algorithms')}: ${alg} needs a shared secret (JWT_SECRET); with a public key or JWKS it would let anyone holding the public key sign tokens`);
+    } else if (ASYMMETRIC_ALGORITHMS.includes(alg)) {
+      if (key.kind === 'hs256') errors.push(`${name('jwt.algorithms')}: ${alg} needs a public key or a JWKS; with a secret use ${HMAC_ALGORITHMS.join(', ')}`);
+      else ok.push(alg);
+    } else {
+      errors.push(`${name('jwt.algorithms')}: "${alg}" is not a JWS algorithm ballast accepts (${[...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS].join(', ')})`);
+    }
+  }
+  return ok.length > 0 ? [...new Set(ok)] : fallback;
+}
+
+/** The algorithm of a PEM public key's type. */
+function pemAlgorithm(key: KeyObject): string {
+  switch (key.asymmetricKeyType) {
+    case 'ed25519': return 'EdDSA';
+    case 'ec': return ({ 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : key.asymmetricKeyDetails?.namedCurve === 'secp521r1' ? 'P-521' : ''] ?? 'ES256';
+    case 'rsa-pss': return 'PS256';
+    default: return 'RS256';
   }
 }

@@ -1,7 +1,9 @@
 // Per-request state shared by the middlewares and PostGraphile's context(): who is asking (claims,
 // role), the request id, and the request's logger. Kept off the request object in a WeakMap.
 import type { IncomingMessage } from 'node:http';
+import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
+import type { TraceContext } from './trace_context.ts';
 import type {} from 'postgraphile/grafserv/node'; // Grafast.RequestContext's node: { req, res }
 
 export type Claims = Record<string, unknown>;
@@ -11,6 +13,11 @@ export type RequestState = {
   /** The client's own X-Request-Id when well formed (8–128 of A-Za-z0-9._:-): logged and echoed (X-Client-Request-Id), never the id. */
   clientRequestId?: string;
   startedAt: number; // performance.now() at arrival
+  /** The request's W3C trace context (api/trace_context.ts): the caller's trace, or a new one; returned in traceparent. */
+  trace: TraceContext;
+  /** The request's OpenTelemetry spans, when spans are exported (api/telemetry.ts). */
+  span?: Span;
+  operationSpan?: Span;
   claims: Claims | null; // verified JWT claims, as the token carries them; null = anonymous
   /** The database role of the transaction: ballast_anonymous | ballast_member | ballast_admin, or a role of yours (JWT_ROLE_MAP, DB_ANONYMOUS_ROLE). */
   role: string;

@@ -2,6 +2,7 @@
 // whole: every variable is parsed, then the options are resolved (api/config.ts) with the variables'
 // names in the messages, and every problem is reported at once in one ConfigError.
 import { KIT_ROLES } from '../src/constants.ts';
+import { telemetrySettingsFromEnv } from './telemetry.ts';
 import {
   APP_ROLES, ConfigError, DEVELOPMENT_JWT_SECRET, GRAPHQL_NAME, LOG_LEVELS, RANGES, resolveInto,
   type AppRole, type BallastOptions, type Labels, type RangeName, type RateLimit,
@@ -39,6 +40,11 @@ export const ENV_LABELS: Labels = {
   'jwt.publicKeyFile': 'JWT_PUBLIC_KEY_FILE',
   'jwt.jwks': 'JWT_JWKS_FILE',
   'jwt.jwksFile': 'JWT_JWKS_FILE',
+  'jwt.jwksUrl': 'JWT_JWKS_URL',
+  'jwt.jwksCooldownS': 'JWT_JWKS_COOLDOWN_S',
+  'jwt.jwksCacheMaxAgeS': 'JWT_JWKS_CACHE_MAX_AGE_S',
+  'jwt.jwksTimeoutMs': 'JWT_JWKS_TIMEOUT_MS',
+  'jwt.algorithms': 'JWT_ALGORITHMS',
   'jwt.clockToleranceS': 'JWT_CLOCK_TOLERANCE_S',
   'jwt.orgClaim': 'JWT_ORG_CLAIM',
   'jwt.roleClaim': 'JWT_ROLE_CLAIM',
@@ -55,6 +61,9 @@ export const ENV_LABELS: Labels = {
   'tracing.flushMs': 'TRACE_FLUSH_MS',
   'tracing.batchRows': 'TRACE_BATCH_ROWS',
   'tracing.bufferMax': 'TRACE_BUFFER_MAX',
+  'tracing.sampleRate': 'REQUEST_TRACING_SAMPLE',
+  'tracing.slowMs': 'REQUEST_TRACING_SLOW_MS',
+  'telemetry.tracesUrl': 'OTEL_EXPORTER_OTLP_ENDPOINT',
   'health.readyCacheMs': 'HEALTH_READY_CACHE_MS',
   'whyDenied.maxQueries': 'WHY_DENIED_MAX_QUERIES',
 };
@@ -164,7 +173,10 @@ export function apiConfigFromEnv(env: NodeJS.ProcessEnv, opts: EnvOptions): Ball
   const secret = raw('JWT_SECRET');
   const publicKeyFile = raw('JWT_PUBLIC_KEY_FILE');
   const jwksFile = raw('JWT_JWKS_FILE');
-  const noKey = secret === undefined && publicKeyFile === undefined && jwksFile === undefined;
+  const jwksUrl = raw('JWT_JWKS_URL');
+  const noKey = secret === undefined && publicKeyFile === undefined && jwksFile === undefined && jwksUrl === undefined;
+  const algorithms = raw('JWT_ALGORITHMS') === undefined ? undefined : list('JWT_ALGORITHMS');
+  const telemetry = telemetrySettingsFromEnv(env, 'ballast-api', errors);
 
   const rateQuery = rateLimit('RATE_LIMIT_QUERY');
   const rateMutation = rateLimit('RATE_LIMIT_MUTATION');
@@ -193,6 +205,11 @@ export function apiConfigFromEnv(env: NodeJS.ProcessEnv, opts: EnvOptions): Ball
       secret: noKey && development ? DEVELOPMENT_JWT_SECRET : secret,
       publicKeyFile,
       jwksFile,
+      jwksUrl,
+      jwksCooldownS: number('JWT_JWKS_COOLDOWN_S', 'jwksCooldownS'),
+      jwksCacheMaxAgeS: number('JWT_JWKS_CACHE_MAX_AGE_S', 'jwksCacheMaxAgeS'),
+      jwksTimeoutMs: number('JWT_JWKS_TIMEOUT_MS', 'jwksTimeoutMs'),
+      algorithms,
       issuer: raw('JWT_ISSUER') ?? null,
       audience: raw('JWT_AUDIENCE') ?? null,
       clockToleranceS: number('JWT_CLOCK_TOLERANCE_S', 'clockToleranceS'),
@@ -220,7 +237,10 @@ export function apiConfigFromEnv(env: NodeJS.ProcessEnv, opts: EnvOptions): Ball
       flushMs: number('TRACE_FLUSH_MS', 'flushMs'),
       batchRows: number('TRACE_BATCH_ROWS', 'batchRows'),
       bufferMax: number('TRACE_BUFFER_MAX', 'bufferMax'),
+      sampleRate: number('REQUEST_TRACING_SAMPLE', 'sampleRate', false),
+      slowMs: number('REQUEST_TRACING_SLOW_MS', 'slowMs'),
     },
+    telemetry: telemetry ?? false,
     errorReports: bool('ERROR_REPORTING', true),
     health: { readyCacheMs: number('HEALTH_READY_CACHE_MS', 'readyCacheMs') },
     whyDenied: { maxQueries: number('WHY_DENIED_MAX_QUERIES', 'whyDeniedMaxQueries') },

@@ -3,6 +3,8 @@
 // reports wait in a write-behind buffer, equal errors (status, route, code, operation) merge into one
 // report with a count per flush, and ballast.enqueue_error_reports(jsonb) queues a batch in one call.
 // While the database is down the reports wait in the buffer and are queued when it is back.
+// Each report carries its first request's traceparent (and the first and last trace ids), so the worker
+// logs and traces the job in the request's trace.
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { BatchWriter } from './batch_writer.ts';
@@ -17,6 +19,10 @@ export type ErrorReport = {
   operation_name: string | null;
   first_request_id: string;
   last_request_id: string;
+  /** The first request's W3C trace context: the worker's report_error job continues its trace (worker/trace.ts). */
+  traceparent: string;
+  first_trace_id: string;
+  last_trace_id: string;
   first_at: string;
   last_at: string;
   count: number;
@@ -33,6 +39,7 @@ export function makeErrorReporter(pool: pg.Pool, metrics: ApiMetrics, logger: Lo
     merge: (waiting, r) => {
       waiting.count += r.count;
       waiting.last_request_id = r.last_request_id;
+      waiting.last_trace_id = r.last_trace_id;
       waiting.last_at = r.last_at;
     },
     write: async (rows) => {

@@ -24,6 +24,8 @@ export {
 export { toNodeMiddleware, fromNodeMiddleware, type NodeMiddleware } from './middleware/node.ts';
 export { maybeState as requestState, type RequestState, type Claims } from './context.ts';
 export { sendError } from './errors.ts';
+// W3C trace context: requestState(req).trace; put formatTraceparent(trace) in a job's payload to continue the trace there
+export { parseTraceparent, formatTraceparent, type TraceContext } from './trace_context.ts';
 export { makeLogger } from './logger.ts';
 // a pool of your own behind PgBouncer in transaction mode: new pg.Pool({ Client: UnnamedStatementsClient, … })
 export { UnnamedStatementsClient, transactionSettings } from './pool.ts';

@@ -2,7 +2,7 @@
 //  - grafserv setPreset: the depth (and introspection) validation rule (api/graphql_limits.ts), unless switched off;
 //  - grafast execute: per request, the page sizes (unpaginated connections get the default, a null first/last
 //    variable too) and the cost with the variables' values (api/graphql_limits.ts): over a limit, an error
-//    result without executing;
+//    result without executing; with OpenTelemetry on, the operation's span (child of the request's);
 //  - grafserv processRequest: finds the request's state (api/context.ts), made by ballast's middlewares;
 //    without them (the preset used alone), makes it here: the request id, and the JWT verified into role
 //    and claims (a bad token → 401, never anonymous). The state goes on the request context, so
@@ -12,7 +12,7 @@
 //    when the database was unreachable, 504 on statement_timeout, 500 on a database-internal error
 //    (grafserv would answer 200 with a GraphQL error for all of these);
 //  - grafast prepareArgs: wraps the request's withPgClient so database failures are recorded on the
-//    request (state(req).dbError) and on the DbGuard.
+//    request (state(req).dbError) and on the DbGuard; with OpenTelemetry on, a span per transaction.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {} from 'postgraphile';
@@ -22,13 +22,17 @@ import { checkCost, LIMIT_CODES, pagedDocument, pagedVariables, queryLimitsRule,
 import type { DocumentNode } from 'postgraphile/graphql';
 import { classifyDbError, type DbGuard } from './db_guard.ts';
 import { JwtRejection, type JwtVerifier } from './jwt.ts';
-import { CLIENT_REQUEST_ID_HEADER, newState, WELL_FORMED_REQUEST_ID } from './middleware/request_id.ts';
+import { CLIENT_REQUEST_ID_HEADER, newState, requestTrace, WELL_FORMED_REQUEST_ID } from './middleware/request_id.ts';
+import type { Telemetry } from './telemetry.ts';
+import { formatTraceparent } from './trace_context.ts';
 
 /** Without ballast's middlewares in front: how the plugin makes a request's state itself. */
 export type Standalone = { logger: Logger; verifier: JwtVerifier | null; requestIdHeader: boolean; anonymousRole: string };
 
 type JsonResult = { type: 'json'; statusCode: number; headers: Record<string, string>; json: unknown };
 type WithPgClient = (settings: unknown, callback: unknown) => Promise<unknown>;
+/** What the execute middleware reads of grafast's event (its args, with the request context). */
+type ExecuteEvent = { args: Omit<Grafast.ExecutionArgs, 'contextValue'> & { requestContext?: Partial<Grafast.RequestContext> } };
 
 const STATUS = { unavailable: 503, timeout: 504, internal: 500 } as const;
 const MESSAGE = {
@@ -47,8 +51,25 @@ function unauthenticated(s: RequestState, e: JwtRejection, headers: Record<strin
   };
 }
 
-export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: DbGuard | null; standalone: Standalone }): GraphileConfig.Plugin {
+/** With OpenTelemetry on: a span per database transaction of the operation (each withPgClient call). */
+function tracedTransaction(telemetry: Telemetry, s: RequestState, inner: WithPgClient): WithPgClient {
+  return (settings, callback) => {
+    const span = telemetry.startSpan('pg transaction', { kind: 'client', parent: s.operationSpan ?? s.span, attributes: { 'db.system.name': 'postgresql', 'db.user': String((settings as Record<string, unknown> | null)?.role ?? '') } });
+    if (!span) return inner(settings, callback);
+    return inner(settings, callback).then((r) => {
+      span.end();
+      return r;
+    }, (e: unknown) => {
+      telemetry.fail(span, e);
+      span.end();
+      throw e;
+    });
+  };
+}
+
+export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: DbGuard | null; standalone: Standalone; telemetry?: Telemetry | null }): GraphileConfig.Plugin {
   const { standalone, limits } = opts;
+  const telemetry = opts.telemetry ?? null;
   const paged = new WeakMap<DocumentNode, Paged>();
   /** The state of a request that did not come through ballast's middlewares; a JSON result when it is refused. */
   async function ownState(ctx: Partial<Grafast.RequestContext>, headers: Record<string, string | undefined>, idHeader: Record<string, string>): Promise<RequestState | JsonResult> {
@@ -58,7 +79,10 @@ export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: D
     const id = randomUUID();
     if (standalone.requestIdHeader) idHeader['x-request-id'] = id;
     if (clientId !== undefined) idHeader[CLIENT_REQUEST_ID_HEADER] = clientId;
-    const s = newState(id, standalone.logger, standalone.anonymousRole, clientId);
+    // Trace context as api/middleware/request_id.ts makes it, without a span of its own (no response hook here).
+    const { trace } = requestTrace(headers.traceparent, null, undefined, undefined);
+    idHeader.traceparent = formatTraceparent(trace);
+    const s = newState(id, standalone.logger, standalone.anonymousRole, clientId, trace);
     const authorization = headers.authorization;
     if (standalone.verifier && authorization !== undefined) {
       try {
@@ -68,12 +92,31 @@ export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: D
         s.orgId = v.orgId;
       } catch (e) {
         if (!(e instanceof JwtRejection)) throw e;
+        if (e.reason === 'keys_unavailable') { // JWT_JWKS_URL never fetched: not the token's fault (as api/middleware/jwt.ts)
+          const message = `cannot verify tokens now: ${e.message}`;
+          s.error = { status: 503, code: 'JWKS_UNAVAILABLE', message };
+          return { type: 'json', statusCode: 503, headers: { ...idHeader, 'content-type': 'application/json; charset=utf-8', 'retry-after': '5' }, json: { errors: [{ message, extensions: { code: 'JWKS_UNAVAILABLE', requestId: s.id } }] } };
+        }
         return unauthenticated(s, e, idHeader);
       }
     }
     if (ctx.node?.req) setState(ctx.node.req, s);
     return s;
   }
+
+  /** The page sizes and the cost with the variables' values: over a limit, an error result without executing. */
+  const limited = <R>(next: () => R, event: ExecuteEvent): R => {
+    if (!limits) return next();
+    const args = event.args;
+    const original = args.document;
+    const p = pagedDocument(args.schema, original, limits.defaultPageSize, paged);
+    const values = pagedVariables(p, original, args.operationName, (args.variableValues ?? {}) as Record<string, unknown>, limits.defaultPageSize);
+    const refusal = checkCost(args.schema, p.document, args.operationName, values, limits);
+    if (refusal) return { errors: [refusal] } as R;
+    args.document = p.document;
+    args.variableValues = values as typeof args.variableValues;
+    return next();
+  };
 
   return {
     name: 'BallastServerPlugin',
@@ -129,16 +172,32 @@ export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: D
     grafast: {
       middleware: {
         execute(next, event) {
-          if (!limits) return next();
-          const args = event.args;
-          const original = args.document;
-          const p = pagedDocument(args.schema, original, limits.defaultPageSize, paged);
-          const values = pagedVariables(p, original, args.operationName, (args.variableValues ?? {}) as Record<string, unknown>, limits.defaultPageSize);
-          const refusal = checkCost(args.schema, p.document, args.operationName, values, limits);
-          if (refusal) return { errors: [refusal] };
-          args.document = p.document;
-          args.variableValues = values as typeof args.variableValues;
-          return next();
+          // With OpenTelemetry on: the GraphQL operation's span, child of the request's HTTP span.
+          const s = telemetry ? stateOf(event.args.requestContext) : undefined;
+          if (!s?.span) return limited(next, event);
+          const op = s.graphql;
+          const span = telemetry!.startSpan(`${op?.operationType ?? 'graphql'} ${op?.operationName ?? ''}`.trim(), {
+            parent: s.span,
+            attributes: { 'graphql.operation.type': op?.operationType ?? '', 'graphql.operation.name': op?.operationName ?? '' },
+          });
+          if (!span) return limited(next, event);
+          s.operationSpan = span;
+          const done = (r: unknown) => {
+            const errors = (r as { errors?: unknown[] } | null)?.errors;
+            if (errors?.length) telemetry!.fail(span, new Error(String((errors[0] as { message?: unknown }).message)));
+            span.end();
+            return r;
+          };
+          try {
+            const r = limited(next, event);
+            return (r && typeof (r as PromiseLike<unknown>).then === 'function')
+              ? (r as Promise<unknown>).then(done, (e: unknown) => { telemetry!.fail(span, e); span.end(); throw e; }) as typeof r
+              : done(r) as typeof r;
+          } catch (e) {
+            telemetry!.fail(span, e);
+            span.end();
+            throw e;
+          }
         },
         prepareArgs(next, event) {
           const wrap = <T>(args: T): T => {
@@ -146,11 +205,12 @@ export function ballastServerPlugin(opts: { limits: QueryLimits | null; guard: D
             const ctx = event.args.contextValue as unknown as Record<string, unknown>;
             const inner = ctx.withPgClient as WithPgClient | undefined;
             if (s && inner) {
-              ctx.withPgClient = (settings: unknown, callback: unknown) => inner(settings, callback).catch((e: unknown) => {
+              const observed = (settings: unknown, callback: unknown) => inner(settings, callback).catch((e: unknown) => {
                 const kind = opts.guard ? opts.guard.observe(e) : classifyDbError(e);
                 if (kind !== null && !s.dbError) s.dbError = e as Error;
                 throw e;
               });
+              ctx.withPgClient = telemetry && s.span ? tracedTransaction(telemetry, s, observed) : observed;
             }
             return args;
           };

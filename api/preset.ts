@@ -14,6 +14,7 @@ import { JwtVerifier } from './jwt.ts';
 import { makeLogger } from './logger.ts';
 import { poolConfig, transactionSettings } from './pool.ts';
 import { ballastServerPlugin } from './postgraphile_plugin.ts';
+import type { Telemetry } from './telemetry.ts';
 import { whyDeniedPlugin, maskError } from './why_denied.ts';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -25,11 +26,11 @@ export const GRAPHQL_PATH = '/graphql';
 export function makeBallastPreset(options: BallastOptions): GraphileConfig.Preset {
   const config = resolveApiConfig(options);
   const logger = config.logger ?? makeLogger(config.logLevel);
-  return presetFor({ config, logger, pool: config.pool, guard: null, verifier: config.jwtEnabled ? new JwtVerifier(config) : null });
+  return presetFor({ config, logger, pool: config.pool, guard: null, verifier: config.jwtEnabled ? new JwtVerifier(config, logger) : null });
 }
 
 /** The preset for a resolved configuration; `pool` null: PostGraphile makes (and ends) one from config.authUrl. */
-export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.Pool | null; guard: DbGuard | null; verifier: JwtVerifier | null }): GraphileConfig.Preset {
+export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.Pool | null; guard: DbGuard | null; verifier: JwtVerifier | null; telemetry?: Telemetry | null }): GraphileConfig.Preset {
   const { config, pool } = parts;
   const timeouts = transactionSettings(config); // the same for every request: computed once
   const pgService = pool
@@ -49,6 +50,7 @@ export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.P
     limits,
     guard: parts.guard,
     standalone: { logger: parts.logger, verifier: parts.verifier, requestIdHeader: config.requestIdHeader, anonymousRole: config.anonymousRole },
+    telemetry: parts.telemetry ?? null, // OpenTelemetry spans of the operation and its transactions (api/telemetry.ts)
   });
   return {
     extends: [PostGraphileAmberPreset],

@@ -40,6 +40,7 @@ export async function createServer(options: ServerOptions): Promise<ApiServer> {
   try {
     pgl = postgraphile({ extends: options.preset ? [ballast.preset, options.preset] : [ballast.preset] });
     await pgl.getSchema();
+    await ballast.telemetry?.ready; // the OpenTelemetry SDK loaded: the first request is traced too
   } catch (e) {
     await pgl?.release();
     await ballast.close();

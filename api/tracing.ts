@@ -1,5 +1,5 @@
-// Request tracing: one row per request in ballast.performance_metrics, written in batches off the
-// response path (api/batch_writer.ts → ballast.record_performance_metrics(jsonb), one INSERT per batch).
+// Request tracing: one row per request (sampled: api/middleware/tracing.ts) in ballast.performance_metrics,
+// with its W3C trace id, written in batches off the response path (api/batch_writer.ts → ballast.record_performance_metrics(jsonb), one INSERT per batch).
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { BatchWriter } from './batch_writer.ts';
@@ -13,6 +13,8 @@ export type TraceRow = {
   status_code: number;
   response_time_ms: number;
   request_id: string;
+  /** The request's W3C trace id (api/trace_context.ts). */
+  trace_id: string;
   operation_name: string | null;
   operation_type: string | null;
   user_id: string | null;

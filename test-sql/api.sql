@@ -1,16 +1,20 @@
 -- The API's SQL: batched request tracing, rollups, error-report jobs (in the schema of setting worker_schema),
 -- database gauges, privileges.
 begin;
-select plan(21);
+select plan(23);
 
 -- record_performance_metrics: one call, many rows
 select is(ballast.record_performance_metrics(jsonb_build_array(
-  jsonb_build_object('created_at', now(), 'endpoint', '/graphql', 'method', 'POST', 'status_code', 200, 'response_time_ms', 10, 'request_id', 'pgtap-1', 'operation_name', 'ListFunds', 'operation_type', 'query'),
+  jsonb_build_object('created_at', now(), 'endpoint', '/graphql', 'method', 'POST', 'status_code', 200, 'response_time_ms', 10, 'request_id', 'pgtap-1', 'operation_name', 'ListFunds', 'operation_type', 'query',
+                     'trace_id', '4bf92f3577b34da6a3ce929d0e0e4736'),
   jsonb_build_object('created_at', now(), 'endpoint', '/graphql', 'method', 'POST', 'status_code', 200, 'response_time_ms', 30, 'request_id', 'pgtap-2', 'operation_name', 'ListFunds', 'operation_type', 'query'),
   jsonb_build_object('created_at', now(), 'endpoint', '/graphql', 'method', 'POST', 'status_code', 503, 'response_time_ms', 50, 'request_id', 'pgtap-3', 'operation_name', 'ListFunds', 'operation_type', 'query',
                      'user_id', '11111111-1111-1111-1111-111111111111', 'org_id', '22222222-2222-2222-2222-222222222222'))),
   3, 'record_performance_metrics inserts every row of the batch');
 select is((select user_id::text from ballast.performance_metrics where request_id = 'pgtap-3'), '11111111-1111-1111-1111-111111111111', 'user_id is stored');
+select is((select trace_id from ballast.performance_metrics where request_id = 'pgtap-1'), '4bf92f3577b34da6a3ce929d0e0e4736', 'the W3C trace id is stored');
+select throws_ok($$select ballast.record_performance_metrics('[{"created_at": "2026-01-01T00:00:00Z", "endpoint": "/graphql", "method": "POST", "status_code": 200, "response_time_ms": 1, "request_id": "pgtap-bad", "trace_id": "4BF92F35"}]')$$,
+                 '23514', null, 'a trace id that is not 32 lowercase hex digits is refused by the table');
 select throws_ok($$select ballast.record_performance_metrics('{"a": 1}')$$, '22023', 'record_performance_metrics: rows must be a JSON array, got object', 'a non-array is refused');
 select throws_ok($$select ballast.record_performance_metrics((select jsonb_agg(jsonb_build_object('endpoint', '/x')) from generate_series(1, 10001)))$$,
                  '22023', 'record_performance_metrics: at most 10000 rows per call, got 10001', 'more than 10000 rows are refused');

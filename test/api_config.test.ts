@@ -98,12 +98,12 @@ describe('api configuration', () => {
       fs.writeFileSync(path.join(dir, 'not-a-key.pem'), 'hello');
       fs.writeFileSync(path.join(dir, 'jwks.json'), '{"keys": []}');
       let out = await configErrors({ JWT_SECRET: 'x'.repeat(40), JWT_PUBLIC_KEY_FILE: path.join(dir, 'not-a-key.pem') });
-      assert.match(out, /set only one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE; got JWT_SECRET and JWT_PUBLIC_KEY_FILE/);
+      assert.match(out, /set only one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE, JWT_JWKS_URL; got JWT_SECRET and JWT_PUBLIC_KEY_FILE/);
       out = await configErrors({ JWT_PUBLIC_KEY_FILE: path.join(dir, 'not-a-key.pem'), PORT: 'x' });
       assert.match(out, /JWT_PUBLIC_KEY_FILE: ".*not-a-key\.pem" is not a PEM public key/);
       assert.match(out, /PORT must be/);
       out = await configErrors({ JWT_JWKS_FILE: path.join(dir, 'jwks.json') });
-      assert.match(out, /JWT_JWKS_FILE: ".*jwks\.json" must be \{"keys": \[\.\.\.\]\} with at least one RSA key/);
+      assert.match(out, /JWT_JWKS_FILE: ".*jwks\.json" must be \{"keys": \[\.\.\.\]\} with at least one key, each RSA, EC or OKP/);
       out = await configErrors({ JWT_JWKS_FILE: path.join(dir, 'missing.json') });
       assert.match(out, /JWT_JWKS_FILE: cannot read ".*missing\.json": ENOENT/);
     } finally {

@@ -12,6 +12,7 @@
 import { WORKER_SCHEMA } from '../src/constants.ts';
 import { invalidationConfig, type InvalidationConfig } from './invalidation_config.ts';
 import type { WorkerMetricsOptions } from './metrics.ts';
+import { telemetrySettingsFromEnv, type TelemetrySettings } from '../api/telemetry.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -39,6 +40,8 @@ export type WorkerConfig = {
   errorReports: ErrorReportConfig;
   /** WORKER_METRICS_PORT (unset: no endpoint; 0: a free port), WORKER_METRICS_HOST (default 127.0.0.1): the worker's /metrics. */
   metrics: WorkerMetricsOptions | null;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME (default ballast-worker), OTEL_BSP_SCHEDULE_DELAY; null: no spans. */
+  telemetry: TelemetrySettings | null;
 };
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number, problems: string[]): number {
@@ -105,6 +108,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     invalidation: invalidation!,
     errorReports: errorReportsFrom(env, problems),
     metrics: metricsFrom(env, problems),
+    telemetry: telemetrySettingsFromEnv(env, 'ballast-worker', problems),
   };
   if (problems.length) throw new Error(`the worker's environment has ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
   return config;

@@ -15,4 +15,6 @@ export { workerConfigFromEnv, type WorkerConfig, type ErrorReportConfig } from '
 export type { InvalidationConfig, SinkName } from './invalidation_config.ts';
 export { pinoWorkerLogger } from './logger.ts';
 export type { WorkerMetricsOptions } from './metrics.ts';
+// In your own runner: taskList: tracedTaskList({ ...taskList, ...yours }) runs jobs with a traceparent in their request's trace.
+export { tracedTaskList } from './trace.ts';
 export { stopDeliveryPolling } from './tasks/deliver_cache_invalidations.ts';

@@ -14,6 +14,9 @@ import { DELIVER_JOB_KEY, TASKS } from './names.ts';
 import { taskList as ballastTaskList } from './task_list.ts';
 import { closeInvalidationSinks, configureDelivery, stopDeliveryPolling } from './tasks/deliver_cache_invalidations.ts';
 import { configureErrorReports } from './tasks/report_error.ts';
+import { kitVersion } from '../src/kit_files.ts';
+import { startTelemetry, type TelemetrySettings } from '../api/telemetry.ts';
+import { tracedTaskList } from './trace.ts';
 
 export type RunOptions = {
   /**
@@ -53,6 +56,12 @@ export type RunOptions = {
    * Prometheus to scrape as the worker's job (WORKER_METRICS_PORT, WORKER_METRICS_HOST). Default: none.
    */
   metrics?: WorkerMetricsOptions | null;
+  /**
+   * OpenTelemetry: each task a span exported over OTLP/HTTP JSON, in its job's trace (worker/trace.ts).
+   * Default off (workerConfigFromEnv reads OTEL_EXPORTER_OTLP_ENDPOINT). Jobs with a traceparent are
+   * logged with its trace id either way.
+   */
+  telemetry?: TelemetrySettings | null;
   /** As graphile-worker's: true leaves SIGTERM/SIGINT to you (call runner.stop()). Default false. */
   noHandleSignals?: boolean;
 };
@@ -73,6 +82,8 @@ export async function run(options: RunOptions): Promise<Runner> {
   configureDelivery({ config: options.invalidation ?? invalidationConfig(process.env), logger });
   configureErrorReports(options.errorReports ?? errorReportConfig(process.env));
   await checkKitWorkerSchema(options, schema, logger);
+  const telemetry = options.telemetry ? startTelemetry(options.telemetry, logger, kitVersion()) : null;
+  await telemetry?.ready;
 
   // The metrics see the runner's events from its start (its LISTEN), so they get an emitter of their own.
   const events = new EventEmitter() as WorkerEvents;
@@ -92,7 +103,7 @@ export async function run(options: RunOptions): Promise<Runner> {
     concurrency: options.concurrency ?? 5,
     pollInterval: options.pollInterval ?? 1000,
     logger: pinoWorkerLogger(logger),
-    taskList,
+    taskList: tracedTaskList(taskList, telemetry),
     crontab: options.crontab ?? ballastCrontab,
     noHandleSignals: options.noHandleSignals ?? false,
   }).catch((e: unknown) => {
@@ -102,6 +113,7 @@ export async function run(options: RunOptions): Promise<Runner> {
   runner.promise.then(closeMetrics, closeMetrics);
   runner.events.on('pool:gracefulShutdown', () => stopDeliveryPolling());
   runner.promise.then(closeInvalidationSinks, closeInvalidationSinks).catch((e: Error) => logger.warn({ err: e }, 'closing the invalidation sinks failed'));
+  if (telemetry) runner.promise.finally(() => telemetry.shutdown()).catch(() => undefined);
   if (taskList[TASKS.deliverCacheInvalidations]) {
     // Deliver now rather than at the next minute (the crontab keeps a run going after that).
     await runner.addJob(TASKS.deliverCacheInvalidations, {}, { jobKey: DELIVER_JOB_KEY, jobKeyMode: 'preserve_run_at' });

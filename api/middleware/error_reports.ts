@@ -4,6 +4,7 @@ import type { BatchWriter } from '../batch_writer.ts';
 import { state } from '../context.ts';
 import type { ErrorReport } from '../error_reports.ts';
 import { normaliseMethod, normaliseRoute } from '../metrics.ts';
+import { formatTraceparent } from '../trace_context.ts';
 import type { Middleware } from './compose.ts';
 import { onDone } from './on_done.ts';
 
@@ -26,6 +27,9 @@ export function errorReports(reporter: BatchWriter<ErrorReport> | null): Middlew
           operation_name: s.graphql?.operationName ?? null,
           first_request_id: s.id,
           last_request_id: s.id,
+          traceparent: formatTraceparent(s.trace),
+          first_trace_id: s.trace.traceId,
+          last_trace_id: s.trace.traceId,
           first_at: at,
           last_at: at,
           count: 1,

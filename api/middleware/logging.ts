@@ -1,4 +1,4 @@
-// Request logging with pino-http: one line per request, with its request id (reqId), the error a
+// Request logging with pino-http: one line per request, with its request id (reqId) and W3C trace id (traceId), the error a
 // middleware answered with, and the GraphQL operation. Authorization headers, cookies and any
 // `password` field are redacted (api/logger.ts). Health and metrics requests are sampled
 // (PROBE_LOG_SAMPLE_RATE, 1% by default); errors are always logged: 5xx at error, 4xx at warn.
@@ -12,6 +12,7 @@ import { isProbe } from './on_done.ts';
 function extras(req: http.IncomingMessage): Record<string, unknown> {
   const s = maybeState(req);
   const props: Record<string, unknown> = { reqId: req.id }; // pino-http set it from genReqId: the request's id
+  if (s) props.traceId = s.trace.traceId;
   if (s?.clientRequestId !== undefined) props.clientReqId = s.clientRequestId;
   if (s?.error) props.error = s.error;
   if (s?.graphql) props.operation = { type: s.graphql.operationType, name: s.graphql.operationName };

@@ -17,7 +17,7 @@ await pgl.getSchema();
 const handler = pgl.createServ(grafserv).createHandler();
 const log = pino({ level: 'silent' });
 const server = http.createServer((req, res) => {
-  setState(req, { id: 'bare', startedAt: 0, claims, role: 'ballast_member', log, pgSettings: {} });
+  setState(req, { id: 'bare', startedAt: 0, trace: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', flags: 1 }, claims, role: 'ballast_member', log, pgSettings: {} });
   void handler(req, res);
 });
 server.listen(options.port, options.host, () => process.stdout.write('bare postgraphile listening\n'));
