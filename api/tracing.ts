@@ -19,6 +19,8 @@ export type TraceRow = {
   operation_type: string | null;
   user_id: string | null;
   org_id: string | null;
+  /** How many requests the row stands for: 1/REQUEST_TRACING_SAMPLE when sampled, 1 when always kept (5xx, slow). */
+  sample_weight: number;
 };
 
 export function makeTraceWriter(pool: pg.Pool, config: ApiConfig, metrics: ApiMetrics, logger: Logger): BatchWriter<TraceRow> {

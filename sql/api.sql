@@ -22,17 +22,19 @@ begin
       hint = 'Flush more often or in smaller batches.';
   end if;
   insert into ballast.performance_metrics
-    (created_at, endpoint, method, status_code, response_time_ms, request_id, trace_id, operation_name, operation_type, user_id, org_id)
+    (created_at, endpoint, method, status_code, response_time_ms, request_id, trace_id, operation_name, operation_type, user_id, org_id,
+     sample_weight)
   select r.created_at, r.endpoint, r.method, r.status_code, r.response_time_ms, r.request_id, r.trace_id, r.operation_name,
-         r.operation_type, r.user_id, r.org_id
+         r.operation_type, r.user_id, r.org_id, coalesce(r.sample_weight, 1)
   from jsonb_to_recordset(rows) as r(created_at timestamptz, endpoint text, method text, status_code smallint,
-    response_time_ms real, request_id text, trace_id text, operation_name text, operation_type text, user_id uuid, org_id uuid);
+    response_time_ms real, request_id text, trace_id text, operation_name text, operation_type text, user_id uuid, org_id uuid,
+    sample_weight real);
   get diagnostics n = row_count;
   return n;
 end;
 $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
 comment on function ballast.record_performance_metrics(jsonb) is
-  E'Insert up to 10000 request rows ([{created_at, endpoint, method, status_code, response_time_ms, request_id, trace_id, operation_name, operation_type, user_id, org_id}]) into ballast.performance_metrics.';
+  E'Insert up to 10000 request rows ([{created_at, endpoint, method, status_code, response_time_ms, request_id, trace_id, operation_name, operation_type, user_id, org_id, sample_weight (default 1)}]) into ballast.performance_metrics.';
 revoke all on function ballast.record_performance_metrics(jsonb) from public;
 grant execute on function ballast.record_performance_metrics(jsonb) to ballast_authenticator;
 

@@ -206,10 +206,19 @@ async function idempotency(c: pg.Client): Promise<Section> {
 async function api(c: pg.Client, th: Thresholds): Promise<Section> {
   const s: Section = { section: 'API (last 5 minutes)', available: await exists(c, 'ballast.performance_metrics'), items: [] };
   if (!s.available) return s;
-  const r = plain((await c.query(`select count(*)::int as requests,
-      count(*) filter (where status_code >= 500)::int as errors,
-      (percentile_cont(0.99) within group (order by response_time_ms))::float8 as p99_ms
-    from ballast.performance_metrics where created_at > now() - interval '5 minutes'`)).rows[0]);
+  // Weighted by sample_weight (REQUEST_TRACING_SAMPLE keeps every 5xx and slow request but only a share of
+  // the rest): rates, the 5xx share and p99 are those of all requests, as the alerts' counters see them.
+  const weighted = await c.query(`select 1 from pg_attribute where attrelid = 'ballast.performance_metrics'::regclass
+    and attname = 'sample_weight' and not attisdropped`);
+  const weight = weighted.rowCount ? 'sample_weight' : '1';
+  const r = plain((await c.query(`with m as (
+      select response_time_ms, status_code, ${weight}::float8 as w from ballast.performance_metrics
+      where created_at > now() - interval '5 minutes'),
+    c as (select response_time_ms, sum(w) over (order by response_time_ms rows unbounded preceding) as cum from m)
+    select coalesce(round(sum(w)), 0)::int as requests,
+      coalesce(round(sum(w) filter (where status_code >= 500)), 0)::int as errors,
+      (select min(response_time_ms) from c where cum >= 0.99 * (select sum(w) from m))::float8 as p99_ms
+    from m`)).rows[0]);
   const requests = Number(r.requests);
   const rate = requests / 300;
   const ratio = requests ? Number(r.errors) / requests : 0;

@@ -1,7 +1,7 @@
 -- The API's SQL: batched request tracing, rollups, error-report jobs (in the schema of setting worker_schema),
 -- database gauges, privileges.
 begin;
-select plan(23);
+select plan(26);
 
 -- record_performance_metrics: one call, many rows
 select is(ballast.record_performance_metrics(jsonb_build_array(
@@ -15,6 +15,12 @@ select is((select user_id::text from ballast.performance_metrics where request_i
 select is((select trace_id from ballast.performance_metrics where request_id = 'pgtap-1'), '4bf92f3577b34da6a3ce929d0e0e4736', 'the W3C trace id is stored');
 select throws_ok($$select ballast.record_performance_metrics('[{"created_at": "2026-01-01T00:00:00Z", "endpoint": "/graphql", "method": "POST", "status_code": 200, "response_time_ms": 1, "request_id": "pgtap-bad", "trace_id": "4BF92F35"}]')$$,
                  '23514', null, 'a trace id that is not 32 lowercase hex digits is refused by the table');
+select is((select sample_weight from ballast.performance_metrics where request_id = 'pgtap-1'), 1::real, 'a row without sample_weight stands for one request');
+select throws_ok($$select ballast.record_performance_metrics('[{"created_at": "2026-01-01T00:00:00Z", "endpoint": "/graphql", "method": "POST", "status_code": 200, "response_time_ms": 1, "request_id": "pgtap-bad", "sample_weight": 0.5}]')$$,
+                 '23514', null, 'a sample_weight below 1 is refused by the table');
+select is(ballast.record_performance_metrics('[{"created_at": "2026-01-01T00:00:00Z", "endpoint": "/graphql", "method": "POST", "status_code": 200, "response_time_ms": 1, "request_id": "pgtap-w", "sample_weight": 20}]')
+          + (select sample_weight::int from ballast.performance_metrics where request_id = 'pgtap-w'), 21, 'a sampled row keeps its weight (1/REQUEST_TRACING_SAMPLE)');
+delete from ballast.performance_metrics where request_id = 'pgtap-w';
 select throws_ok($$select ballast.record_performance_metrics('{"a": 1}')$$, '22023', 'record_performance_metrics: rows must be a JSON array, got object', 'a non-array is refused');
 select throws_ok($$select ballast.record_performance_metrics((select jsonb_agg(jsonb_build_object('endpoint', '/x')) from generate_series(1, 10001)))$$,
                  '22023', 'record_performance_metrics: at most 10000 rows per call, got 10001', 'more than 10000 rows are refused');

@@ -202,3 +202,21 @@ it('status and alerts read one set of thresholds: the rules carry them, BALLAST_
     await withClient(cfg.rootUrl, (c) => c.query(`delete from ballast.worker_heartbeats where worker_id = 'thresholds-test'`));
   }
 });
+
+it('status counts sampled request rows by their weight: rate, 5xx share and p99 are those of all requests', async () => {
+  const apiItem = async () => (await readStatus(cfg.ownerUrl)).sections.find((s) => s.section === 'API (last 5 minutes)')!.items[0]
+    .values as { requests: number; errors: number; p99_ms: number };
+  const before = await apiItem();
+  try {
+    // REQUEST_TRACING_SAMPLE = 0.1: 10 sampled ordinary rows stand for 100 requests; 1 5xx row, always kept, for itself
+    await withClient(cfg.rootUrl, (c) => c.query(`select ballast.record_performance_metrics(
+      (select jsonb_agg(jsonb_build_object('created_at', now(), 'endpoint', '/graphql', 'method', 'POST',
+         'status_code', case when g = 0 then 500 else 200 end, 'response_time_ms', 5, 'request_id', 'weighted-' || g,
+         'sample_weight', case when g = 0 then 1 else 10 end)) from generate_series(0, 10) g))`));
+    const after = await apiItem();
+    assert.equal(after.requests - before.requests, 101, 'ten sampled rows of weight 10 and one 5xx row');
+    assert.equal(after.errors - before.errors, 1);
+  } finally {
+    await withClient(cfg.rootUrl, (c) => c.query(`delete from ballast.performance_metrics where request_id like 'weighted-%'`));
+  }
+});

@@ -2,7 +2,8 @@
 // write-behind buffer (api/tracing.ts); nothing waits for the database. Probes and /metrics are not traced.
 // Sampled: a request's row is written when its trace id falls in the sample (REQUEST_TRACING_SAMPLE, by
 // trace id so services sampling the same way keep the same traces), and always for a 5xx or a request of
-// at least REQUEST_TRACING_SLOW_MS; at 1 (the default) every request is written.
+// at least REQUEST_TRACING_SLOW_MS; at 1 (the default) every request is written. Each row carries the
+// number of requests it stands for (sample_weight: 1/p sampled, 1 always kept).
 import type { BatchWriter } from '../batch_writer.ts';
 import { state } from '../context.ts';
 import { normaliseMethod, normaliseRoute } from '../metrics.ts';
@@ -22,7 +23,8 @@ export function tracing(writer: BatchWriter<TraceRow> | null, sampling: { sample
       onDone(res, () => {
         const status = finalStatus(res);
         const ms = Math.round((performance.now() - s.startedAt) * 1000) / 1000;
-        if (status < 500 && ms < sampling.slowMs && !sampledByTraceId(s.trace.traceId, sampling.sampleRate)) return;
+        const alwaysKept = status >= 500 || ms >= sampling.slowMs;
+        if (!alwaysKept && !sampledByTraceId(s.trace.traceId, sampling.sampleRate)) return;
         writer.push({
           created_at: new Date(arrivedAt).toISOString(),
           endpoint: normaliseRoute(req.url),
@@ -35,6 +37,8 @@ export function tracing(writer: BatchWriter<TraceRow> | null, sampling: { sample
           operation_type: s.graphql?.operationType ?? null,
           user_id: uuidOrNull(s.claims?.sub), // performance_metrics.user_id is a uuid: a subject that is not one is not recorded
           org_id: s.orgId ?? null, // a uuid: api/jwt.ts checked the configured org claim
+          // a sampled row stands for 1/p requests, so counts read from the table (ballast status) stay true
+          sample_weight: alwaysKept ? 1 : 1 / sampling.sampleRate,
         });
       });
     }
