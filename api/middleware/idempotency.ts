@@ -20,12 +20,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pg from 'pg';
-import { makeWithPgClientViaPgClientAlreadyInTransaction } from 'postgraphile/adaptors/pg';
 import { parse, print, Kind, type DocumentNode, type SelectionSetNode } from 'postgraphile/graphql';
 import { addressKey, clientAddress, proxyTrust, type ProxyTrust } from '../client_address.ts';
 import type { ApiConfig } from '../config.ts';
 import { state } from '../context.ts';
 import { crashPoint } from '../crash_points.ts';
+import { requestTransaction } from '../idempotent_transaction.ts';
 import { sendJson } from '../health.ts';
 import type { Middleware } from './compose.ts';
 
@@ -121,11 +121,12 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
     }
 
     crashPoint('after-claim');
-    // We hold the key, inside our transaction. The operation runs on this client: every withPgClient call is
-    // a savepoint in it (a failed mutation field rolls back to its savepoint, as on its own transaction),
-    // with the request's role, claims and timeouts set as PostGraphile sets them.
+    // We hold the key, inside our transaction. The operation runs on this client (api/idempotent_transaction.ts):
+    // every withPgClient call is a savepoint in it (a failed mutation field rolls back to its savepoint, as
+    // on its own transaction), with the request's role, claims and timeouts set as PostGraphile sets them.
     const s = state(req);
-    s.withPgClient = makeWithPgClientViaPgClientAlreadyInTransaction(client, true);
+    const tx = requestTransaction(client);
+    s.withPgClient = tx.withPgClient;
     const log = s.log.child({ idempotencyKey: key });
     // The rendered response is stored, then committed, before the client sees a byte of it. Every path
     // ends the response (grafserv, the graphql middleware's 404/500, server.ts's catch), so every path
@@ -141,7 +142,7 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
       const text = body.toString('utf8');
       try {
         // The operation may have switched role: the complete runs as the API's login role again.
-        await client.query(`set local role none; select ballast.idempotency_complete(${lit(scope)}, ${lit(key)}, ${status}, ${lit(text)}, holder => ${lit(owner)}); commit`);
+        await tx.send(`set local role none; select ballast.idempotency_complete(${lit(scope)}, ${lit(key)}, ${status}, ${lit(text)}, holder => ${lit(owner)}); commit`);
       } catch (err) {
         // Nothing is applied (or, if the connection broke during COMMIT, the outcome is unknown: a retry
         // then replays or runs, exactly once either way). Never send a success that did not commit.

@@ -7,7 +7,7 @@
 //   HTTP (autocannon through a real API process): the same mutation without and with a new Idempotency-Key
 //     per request (goal ≥ 0.8x; the keyed one claims, runs, stores and commits in one transaction), and a
 //     replayed keyed mutation against an unkeyed one-row query (goal: the replay costs no more).
-// Args: [sqlSeconds=10] [httpSeconds=10] [clients=16]. Tables live in schema bench_idempotency; the one
+// Args: [sqlSeconds=10 (0: HTTP only)] [httpSeconds=10] [clients=16]. Tables live in schema bench_idempotency; the one
 // mutation the API needs is a temporary function in app_public; both are dropped at the end.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -55,91 +55,93 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   const rows: Row[] = [];
   const extra: Record<string, unknown> = { sqlSeconds, httpSeconds, clients };
   try {
-    // --- SQL: begin + complete on distinct keys, vs the seed's lookup-then-insert
-    const key = `'c' || :client_id || '-' || :k`;
-    ctx.progress(`SQL baseline: seed store (lookup, insert), ${clients} clients, ${sqlSeconds} s`);
-    const seed = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
-select status_code, response_body from bench_idempotency.seed_keys where scope = 'seed' and key = ${key};
-insert into bench_idempotency.seed_keys (scope, key, status_code, response_body) values ('seed', ${key}, 200, '${BODY}') on conflict do nothing;
-` });
-    ctx.progress(`SQL ballast: idempotency_begin + idempotency_complete, ${clients} clients, ${sqlSeconds} s`);
-    const ballast = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
-select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
-select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}');
-` });
-    ctx.progress(`SQL ballast, as the API calls it: claim + complete inside one transaction, ${clients} clients, ${sqlSeconds} s`);
-    // The API's two extra round trips: \\; sends statements as one simple-protocol message, as the API does.
-    const asApi = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
-begin \\; set local lock_timeout = 1000 \\; select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h') \\; set local lock_timeout to default;
-select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}') \\; commit;
-` });
-    extra.pgbench = { seed, ballast, asApi };
-    rows.push(
-      { metric: `begin+complete, distinct keys, ${clients} clients`, baseline: seed.tps, ballast: ballast.tps, unit: 'keys/s',
-        goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
-        note: `baseline = the seed's store (SELECT, then INSERT of the result; ran the side effect 32× for 32 duplicates). failed: ${seed.failed} / ${ballast.failed}` },
-      { metric: 'claim + complete in one transaction', baseline: seed.tps, ballast: asApi.tps, unit: 'keys/s',
-        goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
-        note: 'what the API does around a keyed mutation: BEGIN and the claim in one round trip, the stored result and COMMIT in another' },
-      { metric: 'begin+complete p50', baseline: seed.latencyP50Ms, ballast: ballast.latencyP50Ms, unit: 'ms' },
-      { metric: 'begin+complete p99', baseline: seed.latencyP99Ms, ballast: ballast.latencyP99Ms, unit: 'ms' },
-    );
+    if (sqlSeconds > 0) { // sqlSeconds=0: the HTTP part alone
+      // --- SQL: begin + complete on distinct keys, vs the seed's lookup-then-insert
+      const key = `'c' || :client_id || '-' || :k`;
+      ctx.progress(`SQL baseline: seed store (lookup, insert), ${clients} clients, ${sqlSeconds} s`);
+      const seed = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
+  select status_code, response_body from bench_idempotency.seed_keys where scope = 'seed' and key = ${key};
+  insert into bench_idempotency.seed_keys (scope, key, status_code, response_body) values ('seed', ${key}, 200, '${BODY}') on conflict do nothing;
+  ` });
+      ctx.progress(`SQL ballast: idempotency_begin + idempotency_complete, ${clients} clients, ${sqlSeconds} s`);
+      const ballast = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
+  select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
+  select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}');
+  ` });
+      ctx.progress(`SQL ballast, as the API calls it: claim + complete inside one transaction, ${clients} clients, ${sqlSeconds} s`);
+      // The API's two extra round trips: \\; sends statements as one simple-protocol message, as the API does.
+      const asApi = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
+  begin \\; set local lock_timeout = 1000 \\; select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h') \\; set local lock_timeout to default;
+  select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}') \\; commit;
+  ` });
+      extra.pgbench = { seed, ballast, asApi };
+      rows.push(
+        { metric: `begin+complete, distinct keys, ${clients} clients`, baseline: seed.tps, ballast: ballast.tps, unit: 'keys/s',
+          goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
+          note: `baseline = the seed's store (SELECT, then INSERT of the result; ran the side effect 32× for 32 duplicates). failed: ${seed.failed} / ${ballast.failed}` },
+        { metric: 'claim + complete in one transaction', baseline: seed.tps, ballast: asApi.tps, unit: 'keys/s',
+          goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
+          note: 'what the API does around a keyed mutation: BEGIN and the claim in one round trip, the stored result and COMMIT in another' },
+        { metric: 'begin+complete p50', baseline: seed.latencyP50Ms, ballast: ballast.latencyP50Ms, unit: 'ms' },
+        { metric: 'begin+complete p99', baseline: seed.latencyP99Ms, ballast: ballast.latencyP99Ms, unit: 'ms' },
+      );
 
-    // --- Replay lookup: PostgreSQL (idempotency_begin on a completed key) vs the same lookup as a Redis GET,
-    // once with C clients (pgbench vs redis-benchmark) and once from Node (pg vs ioredis), 16 clients each.
-    ctx.progress(`replay: preparing ${REPLAY_KEYS} completed keys in PostgreSQL and Redis`);
-    await ctx.query(`insert into ballast.idempotency_keys (scope, key, request_hash, status, status_code, response_body, created_at, expires_at)
-      select 'bench-idempotency-replay', 'k' || i, 'h', 'completed', 200, $1, now(), now() + interval '1 day'
-      from generate_series(0, ${REPLAY_KEYS - 1}) i`, [BODY]);
-    await ctx.query('analyze ballast.idempotency_keys');
-    await ensureRedis();
-    const redisKey = (i: number) => `bench-idempotency:k${String(i).padStart(12, '0')}`; // redis-benchmark's __rand_int__
-    const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
-    await redis.connect();
-    const pipeline = redis.pipeline();
-    for (let i = 0; i < REPLAY_KEYS; i++) pipeline.set(redisKey(i), JSON.stringify({ status: 200, body: BODY }), 'EX', 3600);
-    await pipeline.exec();
-    await redis.quit();
+      // --- Replay lookup: PostgreSQL (idempotency_begin on a completed key) vs the same lookup as a Redis GET,
+      // once with C clients (pgbench vs redis-benchmark) and once from Node (pg vs ioredis), 16 clients each.
+      ctx.progress(`replay: preparing ${REPLAY_KEYS} completed keys in PostgreSQL and Redis`);
+      await ctx.query(`insert into ballast.idempotency_keys (scope, key, request_hash, status, status_code, response_body, created_at, expires_at)
+        select 'bench-idempotency-replay', 'k' || i, 'h', 'completed', 200, $1, now(), now() + interval '1 day'
+        from generate_series(0, ${REPLAY_KEYS - 1}) i`, [BODY]);
+      await ctx.query('analyze ballast.idempotency_keys');
+      await ensureRedis();
+      const redisKey = (i: number) => `bench-idempotency:k${String(i).padStart(12, '0')}`; // redis-benchmark's __rand_int__
+      const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
+      await redis.connect();
+      const pipeline = redis.pipeline();
+      for (let i = 0; i < REPLAY_KEYS; i++) pipeline.set(redisKey(i), JSON.stringify({ status: 200, body: BODY }), 'EX', 3600);
+      await pipeline.exec();
+      await redis.quit();
 
-    ctx.progress(`replay, C clients: redis-benchmark GET, ${clients} clients`);
-    const redisC = await redisBenchmark(clients, sqlSeconds);
-    ctx.progress(`replay, C clients: pgbench idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
-    const pgC = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(0, ${REPLAY_KEYS - 1})
-select * from ballast.idempotency_begin('bench-idempotency-replay', 'k' || :k, 'h');
-` });
+      ctx.progress(`replay, C clients: redis-benchmark GET, ${clients} clients`);
+      const redisC = await redisBenchmark(clients, sqlSeconds);
+      ctx.progress(`replay, C clients: pgbench idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
+      const pgC = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(0, ${REPLAY_KEYS - 1})
+  select * from ballast.idempotency_begin('bench-idempotency-replay', 'k' || :k, 'h');
+  ` });
 
-    ctx.progress(`replay, Node: ioredis GET, ${clients} clients, ${sqlSeconds} s`);
-    const redisClients = await Promise.all(Array.from({ length: clients }, async () => {
-      const r = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
-      await r.connect();
-      return r;
-    }));
-    const redisNode = await loop(clients, sqlSeconds, (i) => redisClients[i].get(redisKey(Math.floor(Math.random() * REPLAY_KEYS))));
-    await Promise.all(redisClients.map((r) => r.quit()));
-    ctx.progress(`replay, Node: pg idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
-    const pgClients = await Promise.all(Array.from({ length: clients }, async () => {
-      const c = new pg.Client({ connectionString: ctx.cfg.authUrl });
-      await c.connect();
-      return c;
-    }));
-    const pgNode = await loop(clients, sqlSeconds, async (i) => {
-      const r = await pgClients[i].query<{ outcome: string }>({ name: 'replay',
-        text: 'select * from ballast.idempotency_begin($1, $2, $3)', values: ['bench-idempotency-replay', `k${Math.floor(Math.random() * REPLAY_KEYS)}`, 'h'] });
-      if (r.rows[0].outcome !== 'replay') throw new Error(`expected a replay, got ${r.rows[0].outcome}`);
-    });
-    await Promise.all(pgClients.map((c) => c.end()));
-    extra.replay = { cClients: { redis: redisC, postgres: pgC }, node: { redis: redisNode, postgres: pgNode } };
-    rows.push(
-      { metric: `replay lookup p99, ${clients} C clients`, baseline: redisC.p99, ballast: pgC.latencyP99Ms, unit: 'ms',
-        goal: { op: '<=', value: 5, text: '≤ 5 ms' },
-        note: 'baseline = Redis GET of the stored response (redis-benchmark); ballast = idempotency_begin returning replay (pgbench)' },
-      { metric: 'replay lookup p50, C clients', baseline: redisC.p50, ballast: pgC.latencyP50Ms, unit: 'ms' },
-      { metric: 'replay lookups/s, C clients', baseline: redisC.rps, ballast: pgC.tps, unit: 'ops/s' },
-      { metric: `replay lookup p99, ${clients} Node clients`, baseline: redisNode.p99, ballast: pgNode.p99, unit: 'ms',
-        note: 'the same lookups from Node, as the API would make them: ioredis GET vs pg (prepared) idempotency_begin' },
-      { metric: 'replay lookup p50, Node clients', baseline: redisNode.p50, ballast: pgNode.p50, unit: 'ms' },
-      { metric: 'replay lookups/s, Node clients', baseline: redisNode.perSecond, ballast: pgNode.perSecond, unit: 'ops/s' },
-    );
+      ctx.progress(`replay, Node: ioredis GET, ${clients} clients, ${sqlSeconds} s`);
+      const redisClients = await Promise.all(Array.from({ length: clients }, async () => {
+        const r = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
+        await r.connect();
+        return r;
+      }));
+      const redisNode = await loop(clients, sqlSeconds, (i) => redisClients[i].get(redisKey(Math.floor(Math.random() * REPLAY_KEYS))));
+      await Promise.all(redisClients.map((r) => r.quit()));
+      ctx.progress(`replay, Node: pg idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
+      const pgClients = await Promise.all(Array.from({ length: clients }, async () => {
+        const c = new pg.Client({ connectionString: ctx.cfg.authUrl });
+        await c.connect();
+        return c;
+      }));
+      const pgNode = await loop(clients, sqlSeconds, async (i) => {
+        const r = await pgClients[i].query<{ outcome: string }>({ name: 'replay',
+          text: 'select * from ballast.idempotency_begin($1, $2, $3)', values: ['bench-idempotency-replay', `k${Math.floor(Math.random() * REPLAY_KEYS)}`, 'h'] });
+        if (r.rows[0].outcome !== 'replay') throw new Error(`expected a replay, got ${r.rows[0].outcome}`);
+      });
+      await Promise.all(pgClients.map((c) => c.end()));
+      extra.replay = { cClients: { redis: redisC, postgres: pgC }, node: { redis: redisNode, postgres: pgNode } };
+      rows.push(
+        { metric: `replay lookup p99, ${clients} C clients`, baseline: redisC.p99, ballast: pgC.latencyP99Ms, unit: 'ms',
+          goal: { op: '<=', value: 5, text: '≤ 5 ms' },
+          note: 'baseline = Redis GET of the stored response (redis-benchmark); ballast = idempotency_begin returning replay (pgbench)' },
+        { metric: 'replay lookup p50, C clients', baseline: redisC.p50, ballast: pgC.latencyP50Ms, unit: 'ms' },
+        { metric: 'replay lookups/s, C clients', baseline: redisC.rps, ballast: pgC.tps, unit: 'ops/s' },
+        { metric: `replay lookup p99, ${clients} Node clients`, baseline: redisNode.p99, ballast: pgNode.p99, unit: 'ms',
+          note: 'the same lookups from Node, as the API would make them: ioredis GET vs pg (prepared) idempotency_begin' },
+        { metric: 'replay lookup p50, Node clients', baseline: redisNode.p50, ballast: pgNode.p50, unit: 'ms' },
+        { metric: 'replay lookups/s, Node clients', baseline: redisNode.perSecond, ballast: pgNode.perSecond, unit: 'ops/s' },
+      );
+    }
 
     // --- HTTP: the same mutation through the API, without and with an Idempotency-Key
     const api = await startApiProcess(ctx.cfg.authUrl);
