@@ -7,13 +7,14 @@
 // set with set_config(…, true); each call, and each withTransaction in it, is a savepoint, so a failed
 // mutation field or read rolls back to its savepoint and the rest of the operation goes on, as it would on
 // its own transaction. What differs is the number of round trips. The adaptor sends every savepoint, release
-// and set_config as a statement of its own (a one-field mutation: 6 round trips on top of the claim); here
-// they wait and travel in front of the next statement, in one simple-protocol message:
-//   - set_config once per transaction (again only if a call brings other settings), outside any savepoint;
-//   - `savepoint` opened by a call travels with its first statement; a call that sent nothing leaves none;
+// and set_config as a statement of its own (a one-field mutation: 6 round trips besides the claim); here:
+//   - the claim's message already carries the request's settings and opens the first call's savepoint and
+//     that of its first withTransaction (opening(), sent with BEGIN and the claim); a call that brings other
+//     settings releases those and sets its own;
+//   - any other savepoint travels with the next statement; one that saw no statement is never sent;
 //   - `release savepoint` travels with the next statement, or with the final store-and-COMMIT.
-// A one-field mutation then costs 2 round trips here (its savepoints, then its statement) besides the
-// claim and the commit.
+// A one-field mutation costs 3 round trips in all: BEGIN + claim + settings + savepoints, its statement,
+// then the stored response + COMMIT.
 import type pg from 'pg';
 import type { NodePostgresPgClient } from 'postgraphile/adaptors/pg';
 import { makeWithPgClientViaPgClientAlreadyInTransaction } from 'postgraphile/adaptors/pg';
@@ -27,8 +28,16 @@ export type RequestTransaction = {
   send: (text: string) => Promise<pg.QueryResult[]>;
 };
 
-/** The request's transaction on `raw`, a client on which BEGIN has been sent. */
-export function requestTransaction(raw: pg.PoolClient): RequestTransaction {
+/** Savepoints opening() opens: the first call's, and that of the first withTransaction in it. */
+const PREOPENED = 2;
+
+/** What to send after BEGIN and the claim: the request's settings, then the first savepoints. */
+export function opening(settings: Record<string, string>): string {
+  return `${settingsStatement(Object.entries(settings))}; ${Array.from({ length: PREOPENED }, (_, i) => `savepoint tx${i}`).join('; ')}`;
+}
+
+/** The request's transaction on `raw`, on which BEGIN, the claim and opening(settings) have been sent. */
+export function requestTransaction(raw: pg.PoolClient, settings: Record<string, string>): RequestTransaction {
   // @dataplan/pg's own client for one already in a transaction: used for its query(), which names statements
   // through its prepared-statement cache as PostGraphile does elsewhere and collects notices.
   let adaptorClient: NodePostgresPgClient | null = null;
@@ -36,13 +45,17 @@ export function requestTransaction(raw: pg.PoolClient): RequestTransaction {
     adaptorClient ??= await makeWithPgClientViaPgClientAlreadyInTransaction(raw, true)(null, (c) => c);
 
   let waiting: string[] = []; // statements to send in front of the next one
-  let applied: string | null = null; // the settings in force, as JSON
+  let applied: string | null = JSON.stringify(Object.entries(settings)); // the settings in force
   let calls: Promise<unknown> = Promise.resolve(); // withPgClient calls run one at a time
+  // Until a statement is sent, levels below PREOPENED are adopted in order from opening() instead of sent.
+  let fresh = true;
+  let adopted = 0;
 
   /** Sends the waiting statements and `text` as one message; results of `text` only. */
   async function sendWaiting(text: string | null): Promise<pg.QueryResult[]> {
     const before = waiting;
     waiting = [];
+    fresh = false;
     if (before.length === 0 && text === null) return [];
     const all = text === null ? before : [...before, text];
     const r = (await raw.query(all.join('; '))) as unknown as pg.QueryResult | pg.QueryResult[];
@@ -66,6 +79,17 @@ export function requestTransaction(raw: pg.PoolClient): RequestTransaction {
 
   async function savepoint<T>(level: number, body: () => Promise<T>): Promise<T> {
     const name = `tx${level}`;
+    if (fresh && level === adopted && level < PREOPENED) {
+      adopted++;
+      try {
+        const result = await body();
+        waiting.push(`release savepoint ${name}`);
+        return result;
+      } catch (e) {
+        waiting.push(`rollback to savepoint ${name}`, `release savepoint ${name}`);
+        throw e;
+      }
+    }
     const open = `savepoint ${name}`;
     waiting.push(open);
     try {
@@ -84,18 +108,30 @@ export function requestTransaction(raw: pg.PoolClient): RequestTransaction {
 
   const withPgClient: WithPgClient<NodePostgresPgClient> = (pgSettings: Settings, callback) => {
     const run = calls.then(async () => {
-      const entries = Object.entries(pgSettings ?? {}).filter((e): e is [string, string] => e[1] != null).map(([k, v]) => [k, String(v)]);
+      const entries = Object.entries(pgSettings ?? {}).filter((e): e is [string, string] => e[1] != null).map(([k, v]): [string, string] => [k, String(v)]);
       const json = JSON.stringify(entries);
       if (entries.length && json !== applied) {
-        waiting.push(`select ${entries.map(([k, v]) => `set_config(${literal(k)}, ${literal(v)}, true)`).join(', ')}`);
+        // other settings than opening() set: leave its savepoints (nothing ran in them), set these outside any
+        if (fresh) waiting.push('release savepoint tx0');
+        fresh = false;
+        waiting.push(settingsStatement(entries));
         applied = json;
       }
-      return savepoint(0, async () => callback(clientAt(1)));
+      try {
+        return await savepoint(0, async () => callback(clientAt(1)));
+      } finally {
+        fresh = false; // opening()'s savepoints belong to the first call alone
+      }
     });
     calls = run.catch(() => undefined);
     return run;
   };
   return { withPgClient, send: (text) => sendWaiting(text) };
+}
+
+function settingsStatement(entries: [string, string][]): string {
+  if (entries.length === 0) return 'select';
+  return `select ${entries.map(([k, v]) => `set_config(${literal(k)}, ${literal(v)}, true)`).join(', ')}`;
 }
 
 /** A SQL string literal (standard_conforming_strings on, as in every supported PostgreSQL). */

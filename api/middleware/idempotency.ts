@@ -23,9 +23,10 @@ import pg from 'pg';
 import { parse, print, Kind, type DocumentNode, type SelectionSetNode } from 'postgraphile/graphql';
 import { addressKey, clientAddress, proxyTrust, type ProxyTrust } from '../client_address.ts';
 import type { ApiConfig } from '../config.ts';
-import { state } from '../context.ts';
+import { pgSettingsFor, state } from '../context.ts';
 import { crashPoint } from '../crash_points.ts';
-import { requestTransaction } from '../idempotent_transaction.ts';
+import { opening, requestTransaction } from '../idempotent_transaction.ts';
+import { transactionSettings } from '../pool.ts';
 import { sendJson } from '../health.ts';
 import type { Middleware } from './compose.ts';
 
@@ -34,7 +35,8 @@ const KEY = /^[\x20-\x7e]{1,255}$/; // the SQL side checks the same: 1-255 print
 const LOCK_NOT_AVAILABLE = '55P03';
 
 type Options = Pick<ApiConfig, 'idempotencyRequiredMutations' | 'idempotencyLeaseSeconds' | 'idempotencyTtlSeconds'>
-  & Partial<Pick<ApiConfig, 'idempotencyLockWaitMs' | 'trustProxyHops' | 'trustedProxies'>>;
+  & Partial<Pick<ApiConfig, 'idempotencyLockWaitMs' | 'trustProxyHops' | 'trustedProxies' | 'anonymousRole'
+    | 'dbStatementTimeoutMs' | 'dbLockTimeoutMs' | 'dbIdleInTransactionTimeoutMs'>>;
 
 export type Mutation = { document: DocumentNode; variables: unknown; operationName: string | null; fields: string[] };
 type Begun = { outcome: 'started' | 'replay' | 'in_progress' | 'mismatch'; status_code: number | null; response_body: string | null; retry_after_seconds: number | null };
@@ -53,6 +55,9 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
   const lockWaitMs = options.idempotencyLockWaitMs ?? 1000;
   const retryAfter = Math.max(1, Math.ceil(lockWaitMs / 1000));
   const trust = proxyTrust(options.trustProxyHops ?? 0, options.trustedProxies ?? []);
+  const timeouts = transactionSettings({ dbStatementTimeoutMs: options.dbStatementTimeoutMs ?? 0,
+    dbLockTimeoutMs: options.dbLockTimeoutMs ?? 0, dbIdleInTransactionTimeoutMs: options.dbIdleInTransactionTimeoutMs ?? 0 });
+  const anonymousRole = options.anonymousRole ?? 'ballast_anonymous';
 
   // Single flight per key in this process. A burst of duplicates (a client retrying in a loop, a double
   // click times a thousand) would otherwise take one pooled connection each and wait on the holder's row,
@@ -94,12 +99,16 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
     // This request's identity as the key's holder (complete checks it), in case code of yours shares the table.
     const owner = randomUUID();
     let begun: Begun;
+    // The settings api/preset.ts gives the operation (the API's timeouts, the request's role, claims and id):
+    // set in this same message, after the claim, which runs as the API's login role.
+    const settings = { ...timeouts, ...pgSettingsFor(state(req), anonymousRole) };
     try {
       // One round trip: open the transaction, claim with a short lock wait (a duplicate whose holder has not
-      // committed waits on its row at most this long), then give the request's statements the usual one.
+      // committed waits on its row at most this long), give the request's statements the usual lock wait,
+      // and set the operation's settings and first savepoints (api/idempotent_transaction.ts).
       const results = (await client.query(`begin; set local lock_timeout = ${lockWaitMs}; `
         + `select * from ballast.idempotency_begin(${lit(scope)}, ${lit(key)}, ${lit(hash)}, ${lit(ttl)}::interval, ${lit(lease)}::interval, holder => ${lit(owner)}); `
-        + 'set local lock_timeout to default')) as unknown as pg.QueryResult<Begun>[];
+        + `set local lock_timeout to default; ${opening(settings)}`)) as unknown as pg.QueryResult<Begun>[];
       begun = results[2].rows[0];
     } catch (err) {
       await finish(client, 'rollback');
@@ -125,7 +134,7 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
     // every withPgClient call is a savepoint in it (a failed mutation field rolls back to its savepoint, as
     // on its own transaction), with the request's role, claims and timeouts set as PostGraphile sets them.
     const s = state(req);
-    const tx = requestTransaction(client);
+    const tx = requestTransaction(client, settings);
     s.withPgClient = tx.withPgClient;
     const log = s.log.child({ idempotencyKey: key });
     // The rendered response is stored, then committed, before the client sees a byte of it. Every path
