@@ -38,7 +38,7 @@ type Options = Pick<ApiConfig, 'idempotencyRequiredMutations' | 'idempotencyLeas
   & Partial<Pick<ApiConfig, 'idempotencyLockWaitMs' | 'trustProxyHops' | 'trustedProxies' | 'anonymousRole'
     | 'dbStatementTimeoutMs' | 'dbLockTimeoutMs' | 'dbIdleInTransactionTimeoutMs'>>;
 
-export type Mutation = { document: DocumentNode; variables: unknown; operationName: string | null; fields: string[] };
+export type Mutation = { document: DocumentNode; variables: unknown; operationName: string | null; fields: string[]; printed?: string };
 type Begun = { outcome: 'started' | 'replay' | 'in_progress' | 'mismatch'; status_code: number | null; response_body: string | null; retry_after_seconds: number | null };
 
 /** What a request with a key gets when it does not run the operation itself; absent: ask the database. */
@@ -230,21 +230,35 @@ export function mutationOf(json: Record<string, unknown>): Mutation | null {
   try {
     const { query, variables = null, operationName = null } = json;
     if (typeof query !== 'string' || (operationName !== null && typeof operationName !== 'string')) return null;
-    const document = parse(query);
+    const { document, printed } = parsedQuery(query);
     const operations = document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
     const operation = operationName === null
       ? (operations.length === 1 ? operations[0] : undefined)
       : operations.find((o) => o.name?.value === operationName);
     if (!operation || operation.operation !== 'mutation') return null;
-    return { document, variables, operationName, fields: topLevelFields(document, operation.selectionSet) };
+    return { document, variables, operationName, fields: topLevelFields(document, operation.selectionSet), printed };
   } catch {
     return null; // not JSON, not GraphQL: grafserv answers with the right error
   }
 }
 
+// Clients send the same few operation texts again and again: each is parsed and printed once.
+const PARSED_MAX = 500;
+const parsedQueries = new Map<string, { document: DocumentNode; printed: string }>();
+function parsedQuery(query: string): { document: DocumentNode; printed: string } {
+  let p = parsedQueries.get(query);
+  if (!p) {
+    const document = parse(query);
+    p = { document, printed: print(document) };
+    if (parsedQueries.size >= PARSED_MAX) parsedQueries.clear();
+    if (query.length <= 100_000) parsedQueries.set(query, p);
+  }
+  return p;
+}
+
 /** SHA-256 of the canonical document (graphql print), variables (keys sorted) and operation name. */
-export function requestHash(m: Pick<Mutation, 'document' | 'variables' | 'operationName'>): string {
-  const canonical = JSON.stringify([print(m.document), sortKeys(m.variables ?? {}), m.operationName]);
+export function requestHash(m: Pick<Mutation, 'document' | 'variables' | 'operationName' | 'printed'>): string {
+  const canonical = JSON.stringify([m.printed ?? print(m.document), sortKeys(m.variables ?? {}), m.operationName]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 
