@@ -30,6 +30,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   const setup = `
     drop function if exists app_public.bench_idempotent_effect(text);
     drop function if exists app_public.bench_idempotent_read();
+    drop function if exists app_public.bench_idempotent_effect_floor(text);
     drop schema if exists bench_idempotency cascade;
     delete from ballast.idempotency_keys where scope like 'bench-idempotency%' or key like 'bench-idempotency-http-%';
     create schema bench_idempotency;
@@ -46,10 +47,26 @@ export async function run(ctx: BenchContext): Promise<boolean> {
     create function app_public.bench_idempotent_read() returns bigint as $$
       select id from bench_idempotency.effects order by id limit 1
     $$ language sql stable;
-    grant execute on function app_public.bench_idempotent_read() to ballast_anonymous;`;
+    grant execute on function app_public.bench_idempotent_read() to ballast_anonymous;
+    -- the floor: the same mutation, unkeyed, that also makes the keyed request's two calls (claim and stored
+    -- response, on a new key) inside PostGraphile's own transaction: the database work of a key, no more
+    create function app_public.bench_idempotent_effect_floor(label text) returns bigint as $$
+    declare
+      k text := gen_random_uuid()::text;
+      id bigint;
+    begin
+      insert into bench_idempotency.effects (label) values (label) returning effects.id into id;
+      perform ballast.idempotency_begin('bench-idempotency-floor', k, 'h', holder => k);
+      perform ballast.idempotency_complete('bench-idempotency-floor', k, 200, '${BODY}', holder => k);
+      return id;
+    end;
+    $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
+    grant execute on function app_public.bench_idempotent_effect_floor(text) to ballast_anonymous;`;
   const teardown = `
     drop function if exists app_public.bench_idempotent_effect(text);
     drop function if exists app_public.bench_idempotent_read();
+    drop function if exists app_public.bench_idempotent_effect_floor(text);
+    drop function if exists app_public.bench_idempotent_effect_floor(text);
     drop schema if exists bench_idempotency cascade;
     delete from ballast.idempotency_keys where scope like 'bench-idempotency%' or key like 'bench-idempotency-http-%';`;
   await ctx.query(setup);
@@ -152,6 +169,9 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       const checkBody = await check.text();
       if (check.status !== 200 || !checkBody.includes('"benchIdempotentEffect"') || checkBody.includes('"errors"')) throw new Error(`the bench mutation does not work: ${check.status} ${checkBody}`);
       const read = JSON.stringify({ query: '{ benchIdempotentRead }' });
+      const floorBody = JSON.stringify({ query: 'mutation($label: String!) { benchIdempotentEffectFloor(input: {label: $label}) { clientMutationId } }', variables: { label: 'bench' } });
+      const floorCheck = await (await fetch(`${api.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: floorBody })).text();
+      if (!floorCheck.includes('"benchIdempotentEffectFloor"') || floorCheck.includes('"errors"')) throw new Error(`the floor mutation does not work: ${floorCheck}`);
       const replayKey = `bench-idempotency-http-replay-${Date.now()}`;
       const stored = await fetch(`${api.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': replayKey }, body });
       if (stored.status !== 200) throw new Error(`the replayed mutation's first run failed: ${stored.status} ${await stored.text()}`);
@@ -160,15 +180,16 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       await cannon(api.url, body, 2, clients, true);
       // Rounds alternate baseline and ballast, so that a change in the machine's load (shared, noisy) hits
       // both alike; the table shows each one's median round.
-      const runs: Record<'without' | 'withKey' | 'query' | 'replayed', Cannon[]> = { without: [], withKey: [], query: [], replayed: [] };
+      const runs: Record<'without' | 'withKey' | 'floor' | 'query' | 'replayed', Cannon[]> = { without: [], withKey: [], floor: [], query: [], replayed: [] };
       for (let round = 1; round <= rounds; round++) {
-        ctx.progress(`HTTP round ${round}/${rounds}: mutation without a key, with a new key each, unkeyed query, replay; ${clients} connections, ${httpSeconds} s each`);
+        ctx.progress(`HTTP round ${round}/${rounds}: mutation without a key, with a new key each, the floor, unkeyed query, replay; ${clients} connections, ${httpSeconds} s each`);
         runs.without.push(await cannon(api.url, body, httpSeconds, clients, false));
         runs.withKey.push(await cannon(api.url, body, httpSeconds, clients, true));
+        runs.floor.push(await cannon(api.url, floorBody, httpSeconds, clients, false));
         runs.query.push(await cannon(api.url, read, httpSeconds, clients, false));
         runs.replayed.push(await cannon(api.url, body, httpSeconds, clients, replayKey));
       }
-      const [without, withKey, query, replayed] = (['without', 'withKey', 'query', 'replayed'] as const).map((k) => medianRun(runs[k]));
+      const [without, withKey, floor, query, replayed] = (['without', 'withKey', 'floor', 'query', 'replayed'] as const).map((k) => medianRun(runs[k]));
       extra.httpRounds = runs;
       extra.http = { without, withKey, query, replayed };
       rows.push(
@@ -177,6 +198,8 @@ export async function run(ctx: BenchContext): Promise<boolean> {
           note: `baseline = no Idempotency-Key; ballast = a new key per request (claim, mutation, stored response, one COMMIT). each round's ratio: ${runs.withKey.map((r, i) => (r.rps / runs.without[i].rps).toFixed(2)).join(', ')}. non-2xx: ${without.non2xx} / ${withKey.non2xx}` },
         { metric: 'HTTP mutation p50', baseline: without.p50, ballast: withKey.p50, unit: 'ms' },
         { metric: 'HTTP mutation p99', baseline: without.p99, ballast: withKey.p99, unit: 'ms' },
+        { metric: 'HTTP floor: unkeyed mutation + claim and complete inside', baseline: without.rps, ballast: floor.rps, unit: 'req/s',
+          note: `the database work of a key without the middleware: the same mutation, no key, calling idempotency_begin and _complete in its own transaction; each round's ratio: ${runs.floor.map((r, i) => (r.rps / runs.without[i].rps).toFixed(2)).join(', ')}. keyed vs floor: ${runs.withKey.map((r, i) => (r.rps / runs.floor[i].rps).toFixed(2)).join(', ')}` },
         { metric: `HTTP replay vs unkeyed query, ${clients} connections`, baseline: query.rps, ballast: replayed.rps, unit: 'req/s',
           goal: { op: '>=', ratio: 1, text: '≥ the unkeyed query' },
           note: `baseline = { benchIdempotentRead } (one-row query, no key); ballast = the keyed mutation replayed (Idempotent-Replayed); each round's ratio: ${runs.replayed.map((r, i) => (r.rps / runs.query[i].rps).toFixed(2)).join(', ')}. non-2xx: ${query.non2xx} / ${replayed.non2xx}` },
