@@ -126,6 +126,10 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       const pgC = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(0, ${REPLAY_KEYS - 1})
   select * from ballast.idempotency_begin('bench-idempotency-replay', 'k' || :k, 'h');
   ` });
+      ctx.progress(`replay, C clients: pgbench plain primary-key SELECT of the same rows (the floor), ${clients} clients, ${sqlSeconds} s`);
+      const pgFloor = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(0, ${REPLAY_KEYS - 1})
+  select status_code, response_body from ballast.idempotency_keys where scope = 'bench-idempotency-replay' and key = 'k' || :k;
+  ` });
 
       ctx.progress(`replay, Node: ioredis GET, ${clients} clients, ${sqlSeconds} s`);
       const redisClients = await Promise.all(Array.from({ length: clients }, async () => {
@@ -147,11 +151,13 @@ export async function run(ctx: BenchContext): Promise<boolean> {
         if (r.rows[0].outcome !== 'replay') throw new Error(`expected a replay, got ${r.rows[0].outcome}`);
       });
       await Promise.all(pgClients.map((c) => c.end()));
-      extra.replay = { cClients: { redis: redisC, postgres: pgC }, node: { redis: redisNode, postgres: pgNode } };
+      extra.replay = { cClients: { redis: redisC, postgres: pgC, postgresSelect: pgFloor }, node: { redis: redisNode, postgres: pgNode } };
       rows.push(
         { metric: `replay lookup p99, ${clients} C clients`, baseline: redisC.p99, ballast: pgC.latencyP99Ms, unit: 'ms',
           goal: { op: '<=', value: 5, text: '≤ 5 ms' },
           note: 'baseline = Redis GET of the stored response (redis-benchmark); ballast = idempotency_begin returning replay (pgbench)' },
+        { metric: 'replay lookup p99 floor: plain PK SELECT', baseline: pgFloor.latencyP99Ms, ballast: pgC.latencyP99Ms, unit: 'ms',
+          note: `baseline = SELECT of the stored row by primary key (pgbench, same clients): what any lookup costs on this machine now; p50 ${pgFloor.latencyP50Ms} ms, ${Math.round(pgFloor.tps)}/s` },
         { metric: 'replay lookup p50, C clients', baseline: redisC.p50, ballast: pgC.latencyP50Ms, unit: 'ms' },
         { metric: 'replay lookups/s, C clients', baseline: redisC.rps, ballast: pgC.tps, unit: 'ops/s' },
         { metric: `replay lookup p99, ${clients} Node clients`, baseline: redisNode.p99, ballast: pgNode.p99, unit: 'ms',
