@@ -39,8 +39,15 @@ const FIXTURE = `
     return r;
   end;
   $$ language plpgsql volatile;
-  grant execute on function app_public.gated_crash_effect(text) to ballast_anonymous;`;
+  grant execute on function app_public.gated_crash_effect(text) to ballast_anonymous;
+  -- what a keyed mutation's statements run with
+  create function app_public.idem_crash_settings() returns jsonb as $$
+    select jsonb_build_object('role', current_user, 'statement_timeout', current_setting('statement_timeout'),
+      'lock_timeout', current_setting('lock_timeout'), 'request_id', current_setting('request.id', true))
+  $$ language sql volatile;
+  grant execute on function app_public.idem_crash_settings() to ballast_anonymous;`;
 const DROP_FIXTURE = `
+  drop function if exists app_public.idem_crash_settings();
   drop function if exists app_public.gated_crash_effect(text);
   drop table if exists app_public.idem_crash_effects;
   drop table if exists app_public.idem_crash_gates;`;
@@ -167,6 +174,16 @@ describe('idempotency keys across crashes', () => {
     } finally {
       await Promise.all([stop(slow), stop(other)]);
     }
+  });
+
+  it('a keyed mutation\'s statements run as the visitor, with the API\'s timeouts (not the claim\'s lock wait) and the request id', async () => {
+    const r = await post(api.url, { query: 'mutation { idemCrashSettings(input: {}) { result } }' }, { 'idempotency-key': `${run}-settings` });
+    assert.equal(r.status, 200, r.body);
+    const got = (JSON.parse(r.body) as { data: { idemCrashSettings: { result: Record<string, unknown> } } }).data.idemCrashSettings.result;
+    assert.equal(got.role, 'ballast_anonymous');
+    assert.equal(got.statement_timeout, '15s', 'DB_STATEMENT_TIMEOUT_MS (default 15000)');
+    assert.equal(got.lock_timeout, '5s', 'DB_LOCK_TIMEOUT_MS (default 5000), not IDEMPOTENCY_LOCK_WAIT_MS');
+    assert.equal(got.request_id, r.headers['x-request-id']);
   });
 
   it('several mutation fields in one operation: one transaction, each field behind a savepoint (a failed field rolls back alone, the rest is stored and replayed)', async () => {
