@@ -67,6 +67,7 @@ export function requestTransaction(raw: pg.PoolClient, settings: Record<string, 
     const client: NodePostgresPgClient = {
       rawClient: raw,
       async query(opts) {
+        fresh = false; // a statement runs: later savepoints are opened, not adopted
         if (waiting.length) await sendWaiting(null);
         return (await adaptor()).query(opts);
       },
