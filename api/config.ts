@@ -152,8 +152,11 @@ export type BallastOptions = {
    * (addresses or CIDRs, e.g. ['10.0.0.0/8']; required then).
    */
   rateLimit?: { query?: RateLimit; mutation?: RateLimit; trustProxyHops?: number; trustedProxies?: string[] } | false;
-  /** Idempotency-Key on mutations. Defaults: no mutation requires a key, lease 30 s, results kept 86400 s. */
-  idempotency?: { requiredMutations?: string[]; leaseSeconds?: number; ttlSeconds?: number } | false;
+  /**
+   * Idempotency-Key on mutations. Defaults: no mutation requires a key, lease 30 s, results kept 86400 s, a
+   * duplicate waits at most 1000 ms for the request holding its key (lockWaitMs), then gets 409.
+   */
+  idempotency?: { requiredMutations?: string[]; leaseSeconds?: number; ttlSeconds?: number; lockWaitMs?: number } | false;
   /** Handlers of yours, (req, res, next), run after CORS and before the GraphQL body is read (pages, routes). */
   middlewares?: NodeMiddleware[];
 };
@@ -186,6 +189,8 @@ export type ApiConfig = {
   idempotencyLeaseSeconds: number;
   /** How long a stored result is replayed; after that the key behaves as absent. */
   idempotencyTtlSeconds: number;
+  /** How long a duplicate waits for the transaction holding its key (lock_timeout of the claim) before it gets 409. */
+  idempotencyLockWaitMs: number;
   // shutdown (api/server.ts)
   shutdownGuard: boolean;
   shutdownGraceMs: number;
@@ -281,6 +286,7 @@ export const RANGES = {
   poolIdleTimeoutMs: [1000, 3_600_000, 30_000],
   leaseSeconds: [1, 3600, 30],
   ttlSeconds: [60, 31_536_000, 86_400],
+  lockWaitMs: [1, 60_000, 1000],
   graceMs: [0, 600_000, 10_000],
   bodyLimitBytes: [1000, 50_000_000, 100_000],
   maxDepth: [1, 1000, 12],
@@ -507,6 +513,7 @@ export function resolveInto(o: BallastOptions, labels: Labels, errors: string[])
     idempotencyRequiredMutations: required.filter((n) => GRAPHQL_NAME.test(n)),
     idempotencyLeaseSeconds: leaseSeconds,
     idempotencyTtlSeconds: ttlSeconds,
+    idempotencyLockWaitMs: num('idempotency.lockWaitMs', 'lockWaitMs', idem.value.lockWaitMs),
     shutdownGuard: shutdown.on,
     shutdownGraceMs: num('shutdown.graceMs', 'graceMs', shutdown.value.graceMs),
     cors: cors.on,

@@ -1,5 +1,7 @@
 // Per-request state shared by the middlewares and PostGraphile's context(): who is asking (claims,
 // role), the request id, and the request's logger. Kept off the request object in a WeakMap.
+import type { NodePostgresPgClient } from 'postgraphile/adaptors/pg';
+import type { WithPgClient } from 'postgraphile/@dataplan/pg';
 import type { IncomingMessage } from 'node:http';
 import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
@@ -32,6 +34,11 @@ export type RequestState = {
   error?: { status: number; code: string; message: string };
   /** A database failure seen while PostGraphile served the request (api/postgraphile_plugin.ts). */
   dbError?: Error;
+  /**
+   * Set by api/middleware/idempotency.ts for a keyed mutation: every statement of the operation runs on this
+   * (one client, already inside the transaction that holds the key); api/preset.ts hands it to grafast.
+   */
+  withPgClient?: WithPgClient<NodePostgresPgClient>;
 };
 
 export type GraphqlRequest = {

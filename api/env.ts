@@ -25,6 +25,7 @@ export const ENV_LABELS: Labels = {
   'idempotency.requiredMutations': 'IDEMPOTENCY_REQUIRED_MUTATIONS',
   'idempotency.leaseSeconds': 'IDEMPOTENCY_LEASE_SECONDS',
   'idempotency.ttlSeconds': 'IDEMPOTENCY_TTL_SECONDS',
+  'idempotency.lockWaitMs': 'IDEMPOTENCY_LOCK_WAIT_MS',
   'shutdown.graceMs': 'SHUTDOWN_GRACE_MS',
   'cors.origins': 'CORS_ORIGINS',
   allowedHosts: 'ALLOWED_HOSTS',
@@ -252,6 +253,7 @@ export function apiConfigFromEnv(env: NodeJS.ProcessEnv, opts: EnvOptions): Ball
       requiredMutations: requiredMutations.filter((n) => GRAPHQL_NAME.test(n)),
       leaseSeconds: number('IDEMPOTENCY_LEASE_SECONDS', 'leaseSeconds'),
       ttlSeconds: number('IDEMPOTENCY_TTL_SECONDS', 'ttlSeconds'),
+      lockWaitMs: number('IDEMPOTENCY_LOCK_WAIT_MS', 'lockWaitMs'),
     },
   };
   // The options' own checks (ranges, secret length, claim and role names, key files, origins), named by variable.

@@ -68,7 +68,12 @@ export function presetFor(parts: { config: ApiConfig; logger: Logger; pool: pg.P
       context(requestContext) {
         // The API's timeouts first (api/pool.ts: per transaction, so they never outlive it on a pooled
         // server connection), then the request's role, claims and id.
-        return { pgSettings: { ...timeouts, ...pgSettingsFor(stateOf(requestContext), config.anonymousRole) } };
+        const s = stateOf(requestContext);
+        const pgSettings = { ...timeouts, ...pgSettingsFor(s, config.anonymousRole) };
+        // A keyed mutation (api/middleware/idempotency.ts) runs every statement on the client of the
+        // transaction that claimed its key; this replaces the pgService's withPgClient (grafast applies the
+        // preset's context after PgContextPlugin set that one), and the server plugin still wraps it.
+        return s?.withPgClient ? { pgSettings, withPgClient: s.withPgClient } : { pgSettings };
       },
     },
   };

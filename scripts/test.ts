@@ -23,7 +23,7 @@ const only = process.argv.slice(2); // e.g. `npm test -- test/api.test.ts` runs 
 // and what must not outlive a transaction) run a second time with the API's connections through PgBouncer
 // in transaction mode (test/helpers.ts startApi reads BALLAST_TEST_PGBOUNCER_URL). The worker needs LISTEN
 // and keeps its direct connection.
-const VIA_PGBOUNCER = ['test/api_jwt.test.ts', 'test/access.test.ts', 'test/idempotency.test.ts', 'test/api_rate_limit.test.ts',
+const VIA_PGBOUNCER = ['test/api_jwt.test.ts', 'test/access.test.ts', 'test/idempotency.test.ts', 'test/idempotency_crash.test.ts', 'test/api_rate_limit.test.ts',
   'test/api_error_reports.test.ts', 'test/pgbouncer.test.ts'];
 
 if (currentMigrationPending()) {

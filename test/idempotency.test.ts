@@ -134,7 +134,7 @@ describe('idempotency keys', () => {
   describe('on GraphQL mutations', () => {
     let api: Awaited<ReturnType<typeof startApi>>;
     before(async () => {
-      // A short lease: requests that outlive it keep their key only because the middleware renews it.
+      // A short lease: it plays no part for the API, whose claim commits only with the stored result.
       api = await startApi({ IDEMPOTENCY_REQUIRED_MUTATIONS: 'createIdemEffect', IDEMPOTENCY_LEASE_SECONDS: '2' });
     });
     after(async () => { await stop(api); });
@@ -166,22 +166,54 @@ describe('idempotency keys', () => {
       process.stderr.write(`# 1,000 duplicates: 1 original, ${replayed.length} replays, ${busy.length} × 409\n`);
     });
 
-    it('a request that outlives its lease keeps its key (the lease is renewed): a duplicate meanwhile gets 409', async () => {
-      const label = `${run}-renewed`;
-      const payload = { query: SLOW, variables: { label, seconds: 4 } };
-      const first = post(api.url, payload, { 'idempotency-key': label });
-      await waitFor('the first request to hold the key', () => withClient(cfg.rootUrl, async (c) =>
-        (await c.query('select 1 from ballast.idempotency_keys where key = $1', [label])).rows.length > 0 ? true : undefined));
-      await new Promise((resolve) => setTimeout(resolve, 2_500)); // past the 2-second lease it began with
-      const live = await withClient(cfg.rootUrl, async (c) => (await c.query<{ live: boolean }>(
-        'select locked_until > clock_timestamp() as live from ballast.idempotency_keys where key = $1', [label])).rows[0].live);
-      assert.equal(live, true, 'the lease in the database was renewed past its first end');
-      const duplicate = await post(api.url, payload, { 'idempotency-key': label });
-      assert.equal(duplicate.status, 409, `the duplicate must not take the key over: ${duplicate.status} ${duplicate.body}`);
-      const original = await first;
-      assert.equal(original.status, 200);
-      assert.equal(original.headers['idempotent-replayed'], undefined);
-      assert.equal(await effects(label), 1);
+    it('a duplicate waits for the holder only IDEMPOTENCY_LOCK_WAIT_MS, then gets 409 with Retry-After; the claim is never visible uncommitted; after the commit it replays', async () => {
+      const label = `${run}-waits`;
+      const payload = { query: SLOW, variables: { label, seconds: 3 } };
+      const other = await startApi({ IDEMPOTENCY_LEASE_SECONDS: '2', IDEMPOTENCY_LOCK_WAIT_MS: '500' });
+      try {
+        const first = post(api.url, payload, { 'idempotency-key': label });
+        await waitFor('the first request to be inside pg_sleep', () => withClient(cfg.rootUrl, async (c) =>
+          (await c.query("select 1 from pg_stat_activity where wait_event = 'PgSleep' and usename = 'ballast_authenticator'")).rows.length > 0 ? true : undefined));
+        assert.equal(await withClient(cfg.rootUrl, async (c) => (await c.query('select 1 from ballast.idempotency_keys where key = $1', [label])).rows.length), 0,
+          'the claim commits only with the result: no other transaction sees it in progress');
+        // the same process (waits on the request it runs) and another one (waits on the row in PostgreSQL)
+        for (const [where, url, waitMs] of [['same process', api.url, 1000], ['other process', other.url, 500]] as const) {
+          const t0 = performance.now();
+          const duplicate = await post(url, payload, { 'idempotency-key': label });
+          const waited = performance.now() - t0;
+          assert.equal(duplicate.status, 409, `${where}: ${duplicate.status} ${duplicate.body}`);
+          assert.ok(Number(duplicate.headers['retry-after']) >= 1, `${where}: Retry-After`);
+          assert.ok(waited >= waitMs * 0.9 && waited < 2500, `${where}: waited ${Math.round(waited)} ms for a lock wait of ${waitMs} ms`);
+        }
+        const original = await first;
+        assert.equal(original.status, 200);
+        assert.equal(original.headers['idempotent-replayed'], undefined);
+        const again = await post(other.url, payload, { 'idempotency-key': label });
+        assert.equal(again.headers['idempotent-replayed'], 'true');
+        assert.equal(again.body, original.body);
+        assert.equal(await effects(label), 1);
+      } finally {
+        await stop(other);
+      }
+    });
+
+    it('a duplicate waiting on a holder that commits meanwhile gets the replay, without a 409', async () => {
+      const label = `${run}-waits-replay`;
+      const payload = { query: SLOW, variables: { label, seconds: 0.6 } };
+      const other = await startApi({ IDEMPOTENCY_LOCK_WAIT_MS: '5000' });
+      try {
+        const first = post(api.url, payload, { 'idempotency-key': label });
+        await waitFor('the first request to be inside pg_sleep', () => withClient(cfg.rootUrl, async (c) =>
+          (await c.query("select 1 from pg_stat_activity where wait_event = 'PgSleep' and usename = 'ballast_authenticator'")).rows.length > 0 ? true : undefined));
+        const duplicate = await post(other.url, payload, { 'idempotency-key': label });
+        const original = await first;
+        assert.equal(duplicate.status, 200, duplicate.body);
+        assert.equal(duplicate.headers['idempotent-replayed'], 'true');
+        assert.equal(duplicate.body, original.body);
+        assert.equal(await effects(label), 1);
+      } finally {
+        await stop(other);
+      }
     });
 
     it('a retry after completion replays the stored status and body; the mutation does not run again', async () => {
@@ -288,27 +320,29 @@ describe('idempotency keys', () => {
     assert.match(p.output(), /IDEMPOTENCY_TTL_SECONDS must be a whole number from 60 to 31536000, got "forever"/);
   });
 
-  it('a request whose API process is killed mid-flight: after the lease a retry succeeds and the effect is applied once', async () => {
+  it('a request whose API process is killed mid-flight: once its transaction is gone a retry runs, and the effect is applied once', async () => {
     const label = `${run}-killed`;
     const key = `${run}-killed`;
     const payload = { query: SLOW, variables: { label, seconds: 2 } };
     const env = { IDEMPOTENCY_LEASE_SECONDS: '3' };
     const a = await startApi(env);
     const inFlight = post(a.url, payload, { 'idempotency-key': key }).then(() => 'answered', () => 'connection lost');
-    // mid-flight: the key is held and the mutation's transaction is inside pg_sleep
+    // mid-flight: the key is held (uncommitted, in the mutation's own transaction), which is inside pg_sleep
     const sleepers = await waitFor('the mutation to be inside pg_sleep', () => withClient(cfg.rootUrl, async (c) => {
       const r = await c.query<{ pid: number }>("select pid from pg_stat_activity where wait_event = 'PgSleep' and usename = 'ballast_authenticator'");
       return r.rows.length > 0 ? r.rows.map((x) => x.pid) : undefined;
     }));
     assert.equal(await withClient(cfg.rootUrl, async (c) =>
-      (await c.query<{ status: string }>('select status from ballast.idempotency_keys where key = $1', [key])).rows[0]?.status), 'in_progress');
+      (await c.query<{ status: string }>('select status from ballast.idempotency_keys where key = $1', [key])).rows[0]?.status), undefined,
+    'the claim is not visible before its transaction commits');
     a.proc.kill('SIGKILL');
     await a.exited;
     assert.equal(await inFlight, 'connection lost');
 
     const b = await startApi(env);
     try {
-      // While the dead request's lease lasts, retries get 409; once it ends, a retry takes the key over.
+      // While the dead request's backend still sleeps (it notices the lost connection when pg_sleep ends),
+      // its uncommitted claim makes retries wait and get 409; once it is rolled back, a retry runs.
       const reply = await waitFor('a retry to be let through', async () => {
         const r = await post(b.url, payload, { 'idempotency-key': key });
         if (r.status === 409) {

@@ -1,13 +1,20 @@
 // Idempotency keys on GraphQL mutations (draft-ietf-httpapi-idempotency-key-header), stored in PostgreSQL
-// through ballast.idempotency_begin / _complete / _release (sql/idempotency.sql).
+// through ballast.idempotency_begin / _complete (sql/idempotency.sql).
 //
-// A POST to /graphql whose operation is a mutation and that carries an Idempotency-Key header:
-//   begin → started:     run it (PostGraphile), store its status and body (complete; a 5xx releases the
-//                        key instead, so the client may retry), then send it; Idempotency-Key is echoed
-//         → replay:      the stored status and body, with Idempotent-Replayed: true
-//         → in_progress: 409 with Retry-After
-//         → mismatch:    422 (same key, different operation, variables or operation name)
-// While it runs, the lease is renewed (idempotency_extend) every third of IDEMPOTENCY_LEASE_SECONDS.
+// A POST to /graphql whose operation is a mutation and that carries an Idempotency-Key header runs in ONE
+// transaction, on one pooled client: the claim, every statement of the operation, and the stored response
+// commit together.
+//   BEGIN; claim (idempotency_begin, waiting at most IDEMPOTENCY_LOCK_WAIT_MS for a concurrent holder)
+//     → started:     the operation runs on this client (api/preset.ts hands grafast a withPgClient whose
+//                    every call is a savepoint in this transaction); its response is rendered, then stored
+//                    (idempotency_complete) and COMMIT; only then is it sent, with Idempotency-Key echoed.
+//                    A 5xx (or a failure to store) rolls everything back, the claim included.
+//     → replay:      the stored status and body, with Idempotent-Replayed: true
+//     → in_progress: 409 with Retry-After (a key held by code of yours through the SQL API)
+//     → mismatch:    422 (same key, different operation, variables or operation name)
+//     → lock wait over (55P03): 409 with Retry-After; the holder's transaction is still open
+// A crash before the COMMIT leaves nothing (the key is absent; a retry runs); after it, a stored response
+// (a retry replays it). Nobody ever sees the API's claim in progress, so no lease needs renewing.
 // A malformed key: 400. A mutation listed in IDEMPOTENCY_REQUIRED_MUTATIONS without a key: 400.
 // Queries, with or without the header, and everything else pass through untouched and are not stored.
 import { createHash, randomUUID } from 'node:crypto';
@@ -16,64 +23,150 @@ import pg from 'pg';
 import { parse, print, Kind, type DocumentNode, type SelectionSetNode } from 'postgraphile/graphql';
 import { addressKey, clientAddress, proxyTrust, type ProxyTrust } from '../client_address.ts';
 import type { ApiConfig } from '../config.ts';
-import { state } from '../context.ts';
+import { pgSettingsFor, state } from '../context.ts';
+import { crashPoint } from '../crash_points.ts';
+import { opening, requestTransaction } from '../idempotent_transaction.ts';
+import { transactionSettings } from '../pool.ts';
 import { sendJson } from '../health.ts';
 import type { Middleware } from './compose.ts';
 
 const GRAPHQL_PATH = '/graphql'; // api/preset.ts: grafserv.graphqlPath
 const KEY = /^[\x20-\x7e]{1,255}$/; // the SQL side checks the same: 1-255 printable ASCII characters
+const LOCK_NOT_AVAILABLE = '55P03';
 
 type Options = Pick<ApiConfig, 'idempotencyRequiredMutations' | 'idempotencyLeaseSeconds' | 'idempotencyTtlSeconds'>
-  & Partial<Pick<ApiConfig, 'trustProxyHops' | 'trustedProxies'>>;
+  & Partial<Pick<ApiConfig, 'idempotencyLockWaitMs' | 'trustProxyHops' | 'trustedProxies' | 'anonymousRole'
+    | 'dbStatementTimeoutMs' | 'dbLockTimeoutMs' | 'dbIdleInTransactionTimeoutMs'>>;
 
-export type Mutation = { document: DocumentNode; variables: unknown; operationName: string | null; fields: string[] };
+export type Mutation = { document: DocumentNode; variables: unknown; operationName: string | null; fields: string[]; printed?: string };
 type Begun = { outcome: 'started' | 'replay' | 'in_progress' | 'mismatch'; status_code: number | null; response_body: string | null; retry_after_seconds: number | null };
+
+/** What a request with a key gets when it does not run the operation itself; absent: ask the database. */
+type Answer =
+  | { kind: 'replay'; status: number; body: string }
+  | { kind: 'busy'; retryAfterSeconds: number }
+  | { kind: 'mismatch' }
+  | { kind: 'absent' };
 
 export function idempotency(pool: pg.Pool, options: Options): Middleware {
   const required = new Set(options.idempotencyRequiredMutations);
   const ttl = `${options.idempotencyTtlSeconds} seconds`;
   const lease = `${options.idempotencyLeaseSeconds} seconds`;
-  const leaseMs = options.idempotencyLeaseSeconds * 1000;
+  const lockWaitMs = options.idempotencyLockWaitMs ?? 1000;
+  const retryAfter = Math.max(1, Math.ceil(lockWaitMs / 1000));
   const trust = proxyTrust(options.trustProxyHops ?? 0, options.trustedProxies ?? []);
+  const timeouts = transactionSettings({ dbStatementTimeoutMs: options.dbStatementTimeoutMs ?? 0,
+    dbLockTimeoutMs: options.dbLockTimeoutMs ?? 0, dbIdleInTransactionTimeoutMs: options.dbIdleInTransactionTimeoutMs ?? 0 });
+  const anonymousRole = options.anonymousRole ?? 'ballast_anonymous';
 
   // Single flight per key in this process. A burst of duplicates (a client retrying in a loop, a double
-  // click times a thousand) would otherwise queue one idempotency_begin each in the pool, ahead of the
-  // holder's own mutation, renewals and completion. Duplicates of a request whose begin is in flight here
-  // share its answer; duplicates of a request this process is running get 409 at once. The database stays
-  // the arbiter between processes: this only saves round trips whose answer is already known.
-  type Flight = { hash: string; begun: Promise<Begun>; holding: boolean; leaseEnds: number; done: () => void };
+  // click times a thousand) would otherwise take one pooled connection each and wait on the holder's row,
+  // starving the pool. Duplicates of a request this process is claiming or running wait (at most the lock
+  // wait) for its answer instead; the database stays the arbiter between processes.
+  type Flight = { hash: string; answer: Promise<Answer> };
   const flights = new Map<string, Flight>();
 
-  async function begin(scope: string, key: string, hash: string, owner: string): Promise<{ begun: Begun; flight?: Flight }> {
+  async function followOrLead(req: IncomingMessage, res: ServerResponse, next: () => Promise<void>, scope: string, key: string, hash: string): Promise<void> {
     const id = JSON.stringify([scope, key]);
-    const ahead = flights.get(id);
-    if (ahead && ahead.hash === hash) {
-      const b = await ahead.begun.catch(() => null);
-      if (b && b.outcome !== 'started') return { begun: b };
-      if (b && ahead.holding) return { begun: inProgress(Math.ceil((ahead.leaseEnds - Date.now()) / 1000)) };
-      // its begin failed, or the request it started has finished here: ask the database
+    const deadline = Date.now() + lockWaitMs;
+    for (let round = 0; round < 5; round++) {
+      const ahead = flights.get(id);
+      if (!ahead || ahead.hash !== hash) return lead(req, res, next, id, scope, key, hash);
+      const a = await within(ahead.answer, deadline - Date.now());
+      if (a === null) return answer(req, res, { kind: 'busy', retryAfterSeconds: retryAfter });
+      if (a.kind !== 'absent') return answer(req, res, a);
+      // the request ahead rolled back (5xx, crash of its statements): the next one in line runs it
     }
-    // The claim may commit asynchronously: the mutation's own (synchronous) commit flushes the WAL up to and
-    // including it, and if the server crashes before that, the claim and the mutation are lost together and
-    // the retry starts afresh. The stored result (complete) is never written asynchronously.
-    const begun = sql<Begun>(pool,
-      `select * from ballast.idempotency_begin(${lit(scope)}, ${lit(key)}, ${lit(hash)}, ${lit(ttl)}::interval, ${lit(lease)}::interval, holder => ${lit(owner)})`, false);
-    if (flights.has(id)) return { begun: await begun };
-    const flight: Flight = { hash, begun, holding: false, leaseEnds: Date.now() + leaseMs,
-      done: () => { if (flights.get(id) === flight) flights.delete(id); } };
+    return answer(req, res, { kind: 'busy', retryAfterSeconds: retryAfter });
+  }
+
+  async function lead(req: IncomingMessage, res: ServerResponse, next: () => Promise<void>, id: string, scope: string, key: string, hash: string): Promise<void> {
+    let done!: (a: Answer) => void;
+    const flight: Flight = { hash, answer: new Promise<Answer>((resolve) => { done = resolve; }) };
     flights.set(id, flight);
+    const settle = (a: Answer) => {
+      if (flights.get(id) === flight) flights.delete(id);
+      done(a);
+    };
+    crashPoint('before-claim');
+    let client: pg.PoolClient;
     try {
-      const b = await begun;
-      if (b.outcome === 'started') {
-        flight.holding = true; // until the holder settles and calls done()
-        return { begun: b, flight };
-      }
-      flight.done();
-      return { begun: b };
+      client = await pool.connect();
     } catch (err) {
-      flight.done();
+      settle({ kind: 'absent' });
       throw err;
     }
+    // This request's identity as the key's holder (complete checks it), in case code of yours shares the table.
+    const owner = randomUUID();
+    let begun: Begun;
+    // The settings api/preset.ts gives the operation (the API's timeouts, the request's role, claims and id):
+    // set in this same message, after the claim, which runs as the API's login role.
+    const settings = { ...timeouts, ...pgSettingsFor(state(req), anonymousRole) };
+    try {
+      // One round trip: open the transaction, claim with a short lock wait (a duplicate whose holder has not
+      // committed waits on its row at most this long), give the request's statements the usual lock wait,
+      // and set the operation's settings and first savepoints (api/idempotent_transaction.ts).
+      const results = (await client.query(`begin; set local lock_timeout = ${lockWaitMs}; `
+        + `select * from ballast.idempotency_begin(${lit(scope)}, ${lit(key)}, ${lit(hash)}, ${lit(ttl)}::interval, ${lit(lease)}::interval, holder => ${lit(owner)}); `
+        + `set local lock_timeout to default; ${opening(settings)}`)) as unknown as pg.QueryResult<Begun>[];
+      begun = results[2].rows[0];
+    } catch (err) {
+      await finish(client, 'rollback');
+      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) {
+        const busy: Answer = { kind: 'busy', retryAfterSeconds: retryAfter };
+        settle(busy);
+        return answer(req, res, busy);
+      }
+      settle({ kind: 'absent' });
+      throw err;
+    }
+    if (begun.outcome !== 'started') {
+      void finish(client, 'rollback'); // nothing was written; the answer need not wait for it
+      const a: Answer = begun.outcome === 'replay' ? { kind: 'replay', status: begun.status_code ?? 200, body: begun.response_body ?? '' }
+        : begun.outcome === 'mismatch' ? { kind: 'mismatch' }
+          : { kind: 'busy', retryAfterSeconds: Math.max(1, begun.retry_after_seconds ?? 1) };
+      settle(a);
+      return answer(req, res, a);
+    }
+
+    crashPoint('after-claim');
+    // We hold the key, inside our transaction. The operation runs on this client (api/idempotent_transaction.ts):
+    // every withPgClient call is a savepoint in it (a failed mutation field rolls back to its savepoint, as
+    // on its own transaction), with the request's role, claims and timeouts set as PostGraphile sets them.
+    const s = state(req);
+    const tx = requestTransaction(client, settings);
+    s.withPgClient = tx.withPgClient;
+    const log = s.log.child({ idempotencyKey: key });
+    // The rendered response is stored, then committed, before the client sees a byte of it. Every path
+    // ends the response (grafserv, the graphql middleware's 404/500, server.ts's catch), so every path
+    // settles; if the process dies first, PostgreSQL rolls the transaction back when the connection drops.
+    captureResponse(res, async (status, body) => {
+      s.withPgClient = undefined;
+      if (status >= 500 || s.dbError) {
+        await finish(client, 'rollback');
+        settle({ kind: 'absent' });
+        return null;
+      }
+      crashPoint('after-statements');
+      const text = body.toString('utf8');
+      try {
+        // The operation may have switched role: the complete runs as the API's login role again.
+        await tx.send(`set local role none; select ballast.idempotency_complete(${lit(scope)}, ${lit(key)}, ${status}, ${lit(text)}, holder => ${lit(owner)}); commit`);
+      } catch (err) {
+        // Nothing is applied (or, if the connection broke during COMMIT, the outcome is unknown: a retry
+        // then replays or runs, exactly once either way). Never send a success that did not commit.
+        log.error({ err, status }, 'could not store the idempotency result: the mutation was rolled back');
+        await finish(client, 'rollback');
+        settle({ kind: 'absent' });
+        return { status: 503, headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' },
+          body: JSON.stringify({ errors: [{ message: 'the result of this request could not be stored, so it was rolled back: retry it with the same Idempotency-Key' }] }) };
+      }
+      client.release();
+      crashPoint('after-commit');
+      settle({ kind: 'replay', status, body: text });
+      return null;
+    });
+    await next();
   }
 
   return async (req, res, next) => {
@@ -96,65 +189,40 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
     }
     const parsed = parseKey(headers[0]);
     if ('error' in parsed) return sendJson(res, 400, { errors: [{ message: parsed.error }] });
-
-    const { key } = parsed;
-    const scope = scopeOf(req, trust);
-    // This request's identity as the key's holder, passed to every call: its begin, renewals and completion
-    // run on different pooled connections (behind PgBouncer, on server connections other clients share),
-    // so no per-session default could tell it apart.
-    const owner = randomUUID();
-    const log = state(req).log.child({ idempotencyKey: key });
     res.setHeader('idempotency-key', headers[0]);
-
-    const { begun, flight } = await begin(scope, key, requestHash(mutation), owner);
-    switch (begun.outcome) {
-      case 'replay':
-        res.setHeader('idempotent-replayed', 'true');
-        return send(res, begun.status_code ?? 200, contentTypeFor(req), begun.response_body ?? '');
-      case 'in_progress':
-        res.setHeader('retry-after', String(Math.max(1, begun.retry_after_seconds ?? 1)));
-        return sendJson(res, 409, { errors: [{ message: 'a request with this Idempotency-Key is still being processed: retry after Retry-After seconds' }] });
-      case 'mismatch':
-        return sendJson(res, 422, { errors: [{ message: 'this Idempotency-Key was used for a different request (operation, variables or operation name): use a new key for a new request' }] });
-      case 'started':
-        break;
-    }
-
-    // We hold the key. While the mutation runs, renew the lease every third of it: only a dead process
-    // loses its key, not a slow one.
-    let settled = false;
-    const renew = setInterval(() => {
-      sql<{ ends: Date }>(pool, `select ballast.idempotency_extend(${lit(scope)}, ${lit(key)}, ${lit(lease)}::interval, holder => ${lit(owner)}) as ends`)
-        .then((r) => { if (flight) flight.leaseEnds = r.ends.getTime(); })
-        .catch((err: unknown) => { if (!settled) log.error({ err }, 'could not renew the idempotency lease'); });
-    }, leaseMs / 3);
-    renew.unref();
-    // Store (or release) the result before the client sees it, so that a retry sent the moment the response
-    // arrives gets a replay rather than a 409. Every path ends the response (grafserv, the graphql
-    // middleware's 404/500, server.ts's catch), so every path settles; if the process dies, the lease ends.
-    captureResponse(res, async (status, responseBody) => {
-      settled = true;
-      clearInterval(renew);
-      try {
-        if (status >= 500) {
-          await sql(pool, `select ballast.idempotency_release(${lit(scope)}, ${lit(key)}, holder => ${lit(owner)})`);
-        } else {
-          await sql(pool, `select ballast.idempotency_complete(${lit(scope)}, ${lit(key)}, ${status}, ${lit(responseBody.toString('utf8'))}, holder => ${lit(owner)})`);
-        }
-      } catch (err) {
-        // 55000: another request took the key over (this process stalled for longer than the lease), so
-        // the mutation may have run twice.
-        log.error({ err, status }, 'could not store the idempotency result');
-      } finally {
-        flight?.done();
-      }
-    });
-    await next();
+    return followOrLead(req, res, next, scopeOf(req, trust), parsed.key, requestHash(mutation));
   };
 }
 
-function inProgress(retryAfterSeconds: number): Begun {
-  return { outcome: 'in_progress', status_code: null, response_body: null, retry_after_seconds: Math.max(1, retryAfterSeconds) };
+/** The answer to a request that does not run its operation: a replay, 409 or 422. */
+function answer(req: IncomingMessage, res: ServerResponse, a: Exclude<Answer, { kind: 'absent' }>): void {
+  switch (a.kind) {
+    case 'replay':
+      res.setHeader('idempotent-replayed', 'true');
+      return send(res, a.status, contentTypeFor(req), a.body);
+    case 'busy':
+      res.setHeader('retry-after', String(a.retryAfterSeconds));
+      return sendJson(res, 409, { errors: [{ message: 'a request with this Idempotency-Key is still being processed: retry after Retry-After seconds' }] });
+    case 'mismatch':
+      return sendJson(res, 422, { errors: [{ message: 'this Idempotency-Key was used for a different request (operation, variables or operation name): use a new key for a new request' }] });
+  }
+}
+
+/** The promise's value, or null if it has not settled within ms. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  if (ms <= 0) return Promise.race([p, Promise.resolve(null)]);
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); })]).finally(() => clearTimeout(timer));
+}
+
+/** Ends the transaction and returns the client to the pool; a client whose state is unknown is discarded. */
+async function finish(client: pg.PoolClient, statement: 'rollback'): Promise<void> {
+  try {
+    await client.query(statement);
+    client.release();
+  } catch (err) {
+    client.release(err as Error);
+  }
 }
 
 /** The mutation a GraphQL POST body asks for, with its top-level field names; null for anything else. */
@@ -162,21 +230,35 @@ export function mutationOf(json: Record<string, unknown>): Mutation | null {
   try {
     const { query, variables = null, operationName = null } = json;
     if (typeof query !== 'string' || (operationName !== null && typeof operationName !== 'string')) return null;
-    const document = parse(query);
+    const { document, printed } = parsedQuery(query);
     const operations = document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
     const operation = operationName === null
       ? (operations.length === 1 ? operations[0] : undefined)
       : operations.find((o) => o.name?.value === operationName);
     if (!operation || operation.operation !== 'mutation') return null;
-    return { document, variables, operationName, fields: topLevelFields(document, operation.selectionSet) };
+    return { document, variables, operationName, fields: topLevelFields(document, operation.selectionSet), printed };
   } catch {
     return null; // not JSON, not GraphQL: grafserv answers with the right error
   }
 }
 
+// Clients send the same few operation texts again and again: each is parsed and printed once.
+const PARSED_MAX = 500;
+const parsedQueries = new Map<string, { document: DocumentNode; printed: string }>();
+function parsedQuery(query: string): { document: DocumentNode; printed: string } {
+  let p = parsedQueries.get(query);
+  if (!p) {
+    const document = parse(query);
+    p = { document, printed: print(document) };
+    if (parsedQueries.size >= PARSED_MAX) parsedQueries.clear();
+    if (query.length <= 100_000) parsedQueries.set(query, p);
+  }
+  return p;
+}
+
 /** SHA-256 of the canonical document (graphql print), variables (keys sorted) and operation name. */
-export function requestHash(m: Pick<Mutation, 'document' | 'variables' | 'operationName'>): string {
-  const canonical = JSON.stringify([print(m.document), sortKeys(m.variables ?? {}), m.operationName]);
+export function requestHash(m: Pick<Mutation, 'document' | 'variables' | 'operationName' | 'printed'>): string {
+  const canonical = JSON.stringify([m.printed ?? print(m.document), sortKeys(m.variables ?? {}), m.operationName]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 
@@ -240,16 +322,9 @@ function pathOf(url: string | undefined): string {
   return q >= 0 ? u.slice(0, q) : u;
 }
 
-// One round trip, one implicit transaction (simple protocol), so a transaction pooler keeps it on one server
-// connection: with syncCommit off, synchronous_commit is set for that transaction alone. Values go in as
-// literals because the simple protocol takes no parameters; pg's escapeLiteral quotes them.
+// Values go into the multi-statement (simple protocol) calls as literals, because the simple protocol takes
+// no parameters; pg's escapeLiteral quotes them.
 const lit = (v: string): string => pg.escapeLiteral(v);
-
-async function sql<T extends pg.QueryResultRow>(pool: pg.Pool, statement: string, syncCommit = true): Promise<T> {
-  if (syncCommit) return ((await pool.query(statement)) as pg.QueryResult<T>).rows[0];
-  const results = (await pool.query(`select set_config('synchronous_commit', 'off', true); ${statement}`)) as unknown as pg.QueryResult<T>[];
-  return results[1].rows[0];
-}
 
 /**
  * The replay's media type, chosen from the retry's Accept header the way grafserv chooses it (since the
@@ -273,26 +348,50 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
   res.end(body);
 }
 
-type End = (...args: unknown[]) => ServerResponse;
-type Write = (...args: unknown[]) => boolean;
+type Replacement = { status: number; headers: Record<string, string>; body: string };
+type Fn = (...args: unknown[]) => unknown;
 
-/** Collects what is written; when the response ends, awaits settle(status, body) before really ending it. */
-function captureResponse(res: ServerResponse, settle: (status: number, body: Buffer) => Promise<void>): void {
+/**
+ * Holds back the response (head and body) until settle(status, body) has run: then sends it as it was
+ * written, or the replacement settle returns instead.
+ */
+function captureResponse(res: ServerResponse, settle: (status: number, body: Buffer) => Promise<Replacement | null>): void {
+  const r = res as unknown as Record<'writeHead' | 'write' | 'end', Fn>;
+  const real = { writeHead: res.writeHead.bind(res) as Fn, write: res.write.bind(res) as Fn, end: res.end.bind(res) as Fn };
   const chunks: Buffer[] = [];
+  let head: unknown[] | null = null;
   const collect = (chunk: unknown, encoding: unknown) => {
     if (typeof chunk === 'string') chunks.push(Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'));
     else if (chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk));
   };
-  const write = res.write.bind(res) as Write;
-  const end = res.end.bind(res) as End;
-  (res as unknown as { write: Write }).write = (...args) => {
-    collect(args[0], args[1]);
-    return write(...args);
+  r.writeHead = (...args) => {
+    head = args;
+    return res;
   };
-  (res as unknown as { end: End }).end = (...args) => {
-    (res as unknown as { end: End }).end = end; // once
+  r.write = (...args) => {
+    collect(args[0], args[1]);
+    const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+    if (cb) process.nextTick(cb);
+    return true;
+  };
+  r.end = (...args) => {
+    Object.assign(r, real); // once
     if (typeof args[0] !== 'function') collect(args[0], args[1]);
-    void settle(res.statusCode, Buffer.concat(chunks)).finally(() => end(...args));
+    const status = typeof head?.[0] === 'number' ? head[0] : res.statusCode;
+    const body = Buffer.concat(chunks);
+    void settle(status, body).catch((err: unknown): Replacement => ({
+      status: 500, headers: { 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify({ errors: [{ message: `could not settle the idempotency key: ${(err as Error).message}` }] }),
+    })).then((replacement) => {
+      if (replacement) {
+        for (const name of res.getHeaderNames()) if (name.startsWith('content-')) res.removeHeader(name);
+        real.writeHead(replacement.status, { ...replacement.headers, 'content-length': Buffer.byteLength(replacement.body) });
+        real.end(replacement.body);
+      } else {
+        if (head) real.writeHead(...head);
+        real.end(body);
+      }
+    });
     return res;
   };
 }
