@@ -24,3 +24,11 @@ insert into ballast.cache_invalidation_triggers (tbl, tags, collapse_above, func
   values ('ballast.worker_heartbeats'::regclass, '{probe}', 1000, 'upgrade_probe_fn');
 insert into ballast.rate_limit_buckets (bucket, tokens, granted, updated_at, full_at) values ('query:probe', 1, true, now(), now() + interval '1 hour');
 insert into ballast.performance_metrics (endpoint, method, status_code, response_time_ms, request_id) values ('/graphql', 'POST', 200, 1.5, 'upgrade-probe');
+-- Tables of later releases, when the release under test has them (a release before 0.2.0 has no audit_seals).
+do $$
+begin
+  if to_regclass('ballast.audit_seals') is not null then
+    execute $q$insert into ballast.audit_seals (kind, row_count, ids, digests, hash) values ('prune', 0, '{}', '{}', sha256('upgrade-probe'))$q$;
+  end if;
+end
+$$;
