@@ -4,7 +4,7 @@
 -- (tests_schema.psql): tests.items and tests.memberships stand in for an application's tables.
 begin;
 \ir tests_schema.psql
-select plan(75);
+select plan(78);
 
 select tests.create_org('org A'), tests.create_org('org B');
 select tests.create_user(u) from unnest(array['alice', 'ada', 'bob', 'bea']) u;
@@ -129,6 +129,35 @@ update tests.audit_probe set secret = 'other' where id = 3;        -- changes an
 select tests.clear_authentication();
 select is((select count(*)::int from ballast.audit_log where request_id = 'req-noop'), 0,
           'an UPDATE that changes nothing (or only excluded columns) writes no audit row');
+-- A bulk UPDATE (1,000 rows or more) computes the diff on typed columns; a smaller one on jsonb. Both write
+-- the same rows: twin tables, one updated in a single 1,000-row statement, the other in two of 500.
+create table tests.twin_a (id int primary key, n numeric, t text, ts timestamptz, j jsonb, a int[], secret text);
+insert into tests.twin_a select g, g / 3.0, 't' || g, '2026-01-01'::timestamptz + g * interval '1 minute', jsonb_build_object('g', g), array[g, g], 's'
+  from generate_series(1, 1000) g;
+create table tests.twin_b as select * from tests.twin_a;
+alter table tests.twin_b add primary key (id);
+select ballast.enable_audit('tests.twin_a', '{secret}'), ballast.enable_audit('tests.twin_b', '{secret}');
+update tests.twin_a set n = case when id % 2 = 0 then n + 1 else n end, t = case when id % 3 = 0 then null else t end,
+                        j = case when id % 5 = 0 then j || '{"x": 1}' else j end, a = case when id % 7 = 0 then a || 1 else a end,
+                        ts = case when id % 11 = 0 then ts + interval '1 day' else ts end, secret = 'changed';
+update tests.twin_b set n = case when id % 2 = 0 then n + 1 else n end, t = case when id % 3 = 0 then null else t end,
+                        j = case when id % 5 = 0 then j || '{"x": 1}' else j end, a = case when id % 7 = 0 then a || 1 else a end,
+                        ts = case when id % 11 = 0 then ts + interval '1 day' else ts end, secret = 'changed' where id <= 500;
+update tests.twin_b set n = case when id % 2 = 0 then n + 1 else n end, t = case when id % 3 = 0 then null else t end,
+                        j = case when id % 5 = 0 then j || '{"x": 1}' else j end, a = case when id % 7 = 0 then a || 1 else a end,
+                        ts = case when id % 11 = 0 then ts + interval '1 day' else ts end, secret = 'changed' where id > 500;
+select is((select count(*)::int from ballast.audit_log where table_name = 'tests.twin_a' and op = 'UPDATE'),
+          (select count(*)::int from generate_series(1, 1000) g where g % 2 = 0 or g % 3 = 0 or g % 5 = 0 or g % 7 = 0 or g % 11 = 0),
+          'bulk UPDATE: a row for each row that changed, none for the rows where only the excluded column changed');
+select set_eq($$select right(replace(record_id::text, '-', ''), 16), old_values, new_values, org_id from ballast.audit_log where table_name = 'tests.twin_a' and op = 'UPDATE'$$,
+              $$select right(replace(record_id::text, '-', ''), 16), old_values, new_values, org_id from ballast.audit_log where table_name = 'tests.twin_b' and op = 'UPDATE'$$,
+              'the typed bulk path and the jsonb path write the same diffs, keys and orgs');
+create table tests.twin_json (id int primary key, doc json, v int);
+insert into tests.twin_json select g, json_build_object('g', g), 0 from generate_series(1, 1000) g;
+select ballast.enable_audit('tests.twin_json');
+update tests.twin_json set v = 1;
+select is((select count(*)::int from ballast.audit_log where table_name = 'tests.twin_json' and op = 'UPDATE' and new_values = '{"v": 1}'), 1000,
+          'a column type without equality (json): the bulk UPDATE falls back to the jsonb path');
 -- A subject as identity providers issue it ('auth0|123'), and an org claim of another name (the setting
 -- org_claim): the actor is recorded as written, the org read from the configured claim.
 select ballast.configure('org_claim', '"https://example.com/org_id"');
