@@ -57,7 +57,9 @@ begin
    if exists (select from new_table offset 999) then  -- new_table: only named in an UPDATE's branch
     -- A bulk UPDATE (1,000 rows or more): the diff is computed on the typed columns, with a query built
     -- from the table's columns as they are now (so a column added or dropped since enable_audit is
-    -- followed) and run with EXECUTE. Comparing typed values and building JSON for the changed columns
+    -- followed) and run with EXECUTE. Old and new rows are paired by position, as below (row_number()
+    -- over the transition tables' scan order); no type is named, so the owner needs no USAGE on the
+    -- table's schema. Comparing typed values and building JSON for the changed columns
     -- only costs about half of turning every old and new row into jsonb and comparing key by key (the
     -- path below, which single-row statements take: there, planning this query would cost more than it
     -- saves). A column type without an equality operator (json, point, ...) makes the query fail to plan
@@ -66,8 +68,8 @@ begin
       insert into ballast.audit_log (table_name, op, record_id, old_values, new_values, actor_id, actor_role, org_id, request_id, txid, application_name)
       select $1, 'UPDATE', d.rid, d.o, d.n, $4, $5, d.org, $7, $8, $9
         from (select %s as o, %s as n, %s as rid, %s as org
-                from unnest(array(select row(x.*)::%s from old_table x)) with ordinality o(%s, ballast_ordinal)
-                join unnest(array(select row(x.*)::%s from new_table x)) with ordinality n(%s, ballast_ordinal) using (ballast_ordinal)
+                from (select row_number() over () as ballast_ordinal, x.* from old_table x) o
+                join (select row_number() over () as ballast_ordinal, x.* from new_table x) n using (ballast_ordinal)
                where (%s) is distinct from (%s)) d
        where d.n <> '{}'::jsonb$q$,
       coalesce(string_agg(format('case when o.%1$I is distinct from n.%1$I then jsonb_build_object(%1$L, o.%1$I) else ''{}''::jsonb end', c.name), ' || ' order by c.num)
@@ -78,7 +80,6 @@ begin
            else format('ballast.audit_record_id($1, $3, jsonb_build_object(%s))',
                        (select string_agg(format('%L, n.%I', k, k), ', ' order by i) from unnest(pk) with ordinality u(k, i))) end,
       case when org_col is null then '$6' else format('coalesce(n.%I, $6)', org_col) end,
-      TG_RELID::regclass, string_agg(quote_ident(c.name), ', ' order by c.num), TG_RELID::regclass, string_agg(quote_ident(c.name), ', ' order by c.num),
       string_agg('o.' || quote_ident(c.name), ', ' order by c.num), string_agg('n.' || quote_ident(c.name), ', ' order by c.num))
       into typed
       from (select a.attname::text as name, a.attnum as num from pg_catalog.pg_attribute a
