@@ -4,7 +4,7 @@
 -- (tests_schema.psql): tests.items and tests.memberships stand in for an application's tables.
 begin;
 \ir tests_schema.psql
-select plan(78);
+select plan(80);
 
 select tests.create_org('org A'), tests.create_org('org B');
 select tests.create_user(u) from unnest(array['alice', 'ada', 'bob', 'bea']) u;
@@ -158,6 +158,15 @@ select ballast.enable_audit('tests.twin_json');
 update tests.twin_json set v = 1;
 select is((select count(*)::int from ballast.audit_log where table_name = 'tests.twin_json' and op = 'UPDATE' and new_values = '{"v": 1}'), 1000,
           'a column type without equality (json): the bulk UPDATE falls back to the jsonb path');
+-- The audit trigger runs as the kit's owner, who may have no USAGE on the audited table's schema: the bulk
+-- path names no type of that schema.
+create schema tests_no_usage;
+revoke all on schema tests_no_usage from public;
+create table tests_no_usage.things (id int primary key, v int not null default 0);
+insert into tests_no_usage.things (id) select g from generate_series(1, 1000) g;
+select ballast.enable_audit('tests_no_usage.things');
+select lives_ok('update tests_no_usage.things set v = v + 1', 'a bulk UPDATE in a schema the owner cannot use is audited');
+select is((select count(*)::int from ballast.audit_log where table_name = 'tests_no_usage.things' and op = 'UPDATE'), 1000, 'a row each');
 -- A subject as identity providers issue it ('auth0|123'), and an org claim of another name (the setting
 -- org_claim): the actor is recorded as written, the org read from the configured claim.
 select ballast.configure('org_claim', '"https://example.com/org_id"');
