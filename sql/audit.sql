@@ -114,7 +114,8 @@ begin
       from (select z.o, z.n,
                    array(select k from jsonb_object_keys(z.n) k where z.o -> k is not distinct from z.n -> k or k = any (excluded)) as same
               from unnest(array(select to_jsonb(x.*) from old_table x), array(select to_jsonb(x.*) from new_table x)) z(o, n)
-             where z.o <> z.n) d
+             where z.o <> z.n
+            offset 0) d  -- a fence: pulled up, the planner would compute same once per use of it
      where (d.n - d.same) <> '{}'::jsonb;
   elsif TG_OP = 'DELETE' then
     insert into ballast.audit_log (table_name, op, record_id, old_values, actor_id, actor_role, org_id, request_id, txid, application_name)
