@@ -97,7 +97,7 @@ begin
   to_txid := hi;
   return next;
 end;
-$$ language plpgsql volatile set search_path = pg_catalog, pg_temp set jit = off;
+$$ language plpgsql volatile set search_path = pg_catalog, pg_temp set jit = off set work_mem = '64MB';
 comment on function ballast.seal_audit_log() is
   E'Seals the audit rows whose transactions ended since the last seal into ballast.audit_seals (ids, a digest of each, sha256 chained to the previous seal); pg_cron runs it every minute. Rows of transactions still running are sealed by a later run. Returns the seal written, or no row when there was nothing new.';
 
@@ -226,7 +226,7 @@ begin
                    coalesce((select max(s.to_txid) from ballast.audit_seals s where s.kind = 'seal'), 0));
   return next;
 end;
-$$ language plpgsql volatile set search_path = pg_catalog, pg_temp set jit = off;
+$$ language plpgsql volatile set search_path = pg_catalog, pg_temp set jit = off set work_mem = '64MB';
 comment on function ballast.verify_audit_log(timestamptz) is
   E'Checks the audit log against its seals: the chain links and recomputes (audit seal chain), and every sealed row is present or pruned by retention (audit rows deleted), unchanged (audit rows altered), and alone in its range (audit rows inserted after sealing). Names the seal and the first bad id. since: only seals written since then (null: all). 22023 for a future or infinite since.';
 
