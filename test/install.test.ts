@@ -177,7 +177,7 @@ describe('installers', () => {
     assert.equal(a.code, 0, a.err);
     assert.equal(b.code, 0, b.err);
     const outs = [a.out, b.out];
-    assert.equal(outs.filter((o) => /installed \(1 migrations, definitions applied/.test(o)).length, 1, outs.join(''));
+    assert.equal(outs.filter((o) => /installed \(\d+ migrations, definitions applied/.test(o)).length, 1, outs.join(''));
     assert.equal(outs.filter((o) => /is already installed; nothing to do/.test(o)).length, 1, outs.join(''));
     assert.equal((await q(s.url('race'), 'select * from ballast.installs')).length, 1);
   });
