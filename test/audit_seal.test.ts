@@ -2,10 +2,12 @@
 // it once it committed (commits out of id order), verify_audit_log() names each kind of tampering done by a
 // superuser with the triggers off, and retention's deletes leave a chain that still verifies.
 // (pgTAP runs in one transaction, whose own rows can never be sealed: these need sessions that commit.)
+// The example's worker process logs each seal's hash, so the hash leaves the database.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { cfg, withClient } from './helpers.ts';
+import { cfg, startNode, stop, waitFor, withClient } from './helpers.ts';
+import { TASKS } from '../worker/index.ts';
 
 const T = 'audit_seal_node_test.accounts';
 
@@ -139,5 +141,25 @@ describe('audit seals', () => {
     assert.ok(pruned >= 30, `prune rows name the ${old} deleted sealed rows (got ${pruned})`);
     const v = await verify();
     for (const r of Object.values(v)) assert.equal(r.ok, true, `${r.check_name}: ${r.detail}`);
+  });
+
+  it('the worker logs each seal\'s hash (ballast_log_audit_seals), so it leaves the database', async () => {
+    await root(`update ${T} set balance = balance + 7 where id = 7`);
+    const id = (await root<{ id: string }>(`select max(id)::text as id from ballast.audit_log where table_name = $1`, [T]))[0].id;
+    await root('select ballast.seal_audit_log()');  // or pg_cron's run got there first: the seal that lists the row
+    const seal = (await root<{ seal_id: string; hash: string; sealed_at: Date }>(`select id::text as seal_id, encode(hash, 'hex') as hash, sealed_at
+      from ballast.audit_seals where kind = 'seal' and $1::bigint = any (ids)`, [id]))[0];
+    assert.ok(seal, 'the row is sealed');
+    const { hash, sealed_at } = seal;
+    const worker = startNode('example/worker.ts', { WORKER_DATABASE_URL: cfg.ownerUrl, LOG_LEVEL: 'info' });
+    try {
+      // a run scheduled 90 s after the seal reports the minute that ended 60 s before it: the one holding the seal
+      await root(`select ballast_worker.add_job($1, json_build_object('_cron', json_build_object('ts', $2::timestamptz + interval '90 seconds')))`,
+        [TASKS.logAuditSeals, sealed_at]);
+      await waitFor('the seal\'s log line', async () => (worker.output().includes(hash) ? true : undefined));
+      assert.match(worker.output(), new RegExp(`audit seal ${seal.seal_id}: \\d+ rows \\(\\d+\\.\\.\\d+\\), sha256 ${hash}`), worker.output());
+    } finally {
+      assert.equal(await stop(worker), 0, worker.output());
+    }
   });
 });
