@@ -73,7 +73,7 @@ comment on function ballast.pending_matview_refreshes() is
   E'Registered materialized views with a refresh pending (ballast.matview_status): view name, pending since, consecutive failures, next attempt; the longest-waiting first. The worker''s ballast_log_matview_refreshes task calls it as ballast_worker_login.';
 
 -- The worker's login role: these, and nothing else of the kit's (privileges.sql takes PUBLIC's EXECUTE
--- from every kit function; the four below it reaches are SECURITY DEFINER, so it needs no table rights).
+-- from every kit function; the functions below are SECURITY DEFINER, so it needs no table rights).
 grant execute on function
   ballast.drain_cache_invalidation_queue(int, int),
   ballast.ack_cache_invalidations(bigint[], int[]),
@@ -81,5 +81,6 @@ grant execute on function
   ballast.worker_schema(),
   ballast.record_worker_heartbeat(text, text, int),
   ballast.recent_matview_refreshes(timestamptz, timestamptz),
-  ballast.pending_matview_refreshes()
+  ballast.pending_matview_refreshes(),
+  ballast.audit_seals_between(timestamptz, timestamptz)
 to ballast_worker_login;

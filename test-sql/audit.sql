@@ -4,7 +4,7 @@
 -- (tests_schema.psql): tests.items and tests.memberships stand in for an application's tables.
 begin;
 \ir tests_schema.psql
-select plan(72);
+select plan(80);
 
 select tests.create_org('org A'), tests.create_org('org B');
 select tests.create_user(u) from unnest(array['alice', 'ada', 'bob', 'bea']) u;
@@ -57,9 +57,17 @@ select is((select record_id from item_i limit 1),
           'record_id is computable from table and primary key: one index lookup finds a row''s history');
 select is((select new_values ->> 'name' from item_i where op = 'INSERT'), 'Item I', 'INSERT: new_values holds the row');
 select is((select old_values from item_i where op = 'INSERT'), null, 'INSERT: no old_values');
-select is((select changed_columns from item_i where op = 'UPDATE'), array['note', 'size'], 'UPDATE: changed_columns lists what changed');
+select is((select changed_columns from ballast.admin_audit_log where id = (select id from item_i where op = 'UPDATE')), array['note', 'size'],
+          'UPDATE: admin_audit_log''s changed_columns lists what changed');
 select is((select (old_values ->> 'size') || ' -> ' || (new_values ->> 'size') from item_i where op = 'UPDATE'), '1000.00 -> 2000.00',
           'UPDATE: old and new values');
+select is((select array[old_values, new_values] from item_i where op = 'UPDATE'),
+          array['{"note": null, "size": 1000.00}', '{"note": "grown", "size": 2000.00}']::jsonb[],
+          'UPDATE: only the changed columns are stored, before and after (a diff, not two images)');
+select is((select array_agg(format('%s %s -> %s', op, coalesce(old_row ->> 'size', '-'), coalesce(new_row ->> 'name', '-')) order by id) from ballast.audit_row_history('tests.items',
+             (select jsonb_build_object('id', new_values -> 'id') from item_i where op = 'INSERT'))),
+          array['INSERT - -> Item I', 'UPDATE 1000.00 -> Item I', 'DELETE 2000.00 -> -'],
+          'audit_row_history rebuilds the full row before and after each change from the diffs');
 select is((select old_values ->> 'note' from item_i where op = 'DELETE'), 'grown', 'DELETE: old_values holds the last state');
 select is((select new_values from item_i where op = 'DELETE'), null, 'DELETE: no new_values');
 select is((select count(distinct txid)::int from item_i), 1, 'txid groups the rows of one transaction');
@@ -73,7 +81,7 @@ select tests.clear_authentication();
 select is((select record_id from ballast.audit_log where request_id = 'req-membership'),
           ballast.audit_record_id('tests.memberships', '{org_id,user_id}', jsonb_build_object('org_id', tests.id('org A'), 'user_id', tests.id('alice'))),
           'a composite primary key makes the record_id');
-select is((select changed_columns from ballast.audit_log where request_id = 'req-membership'), array['role'],
+select is((select changed_columns from ballast.admin_audit_log where request_id = 'req-membership'), array['role'],
           'memberships: the role change is recorded');
 
 -- Without a session (the owner, a worker, a migration): no actor, the database role, the row's org.
@@ -100,7 +108,7 @@ update tests.audit_probe set v = v + 1;
 select tests.clear_authentication();
 select is((select count(*)::int from ballast.audit_log where request_id = 'req-bulk'), 10000, 'bulk UPDATE of 10k rows: 10k audit rows');
 select is((select count(distinct record_id)::int from ballast.audit_log where request_id = 'req-bulk'), 10000, 'one per row, each its own record_id');
-select ok((select bool_and(changed_columns = '{v}' and (new_values ->> 'v')::int = (old_values ->> 'v')::int + 1)
+select ok((select bool_and(array(select jsonb_object_keys(new_values)) = '{v}' and (new_values ->> 'v')::int = (old_values ->> 'v')::int + 1)
              from ballast.audit_log where request_id = 'req-bulk'), 'each with its old and new value paired by primary key');
 select ok((select bool_and(not (old_values ? 'secret') and not (new_values ? 'secret')) from ballast.audit_log
             where table_name = 'tests.audit_probe'), 'excluded columns are never recorded');
@@ -110,11 +118,55 @@ select tests.set_request_id('req-key-change');
 update tests.audit_probe set id = id + 100000 where id in (1, 2);  -- key changes: old and new image still paired
 select tests.clear_authentication();
 select is((select array_agg(format('%s->%s %s', old_values ->> 'id', new_values ->> 'id', array_to_string(changed_columns, ',')) order by old_values ->> 'id')
-             from ballast.audit_log where request_id = 'req-key-change'),
+             from ballast.admin_audit_log where request_id = 'req-key-change'),
           array['1->100001 id', '2->100002 id'], 'a primary key change is one UPDATE row, old and new key paired');
 select is((select count(*)::int from ballast.audit_log where request_id = 'req-key-change'
             and record_id = ballast.audit_record_id('tests.audit_probe', '{id}', new_values)), 2,
           'its record_id is the new key''s');
+select tests.set_request_id('req-noop');
+update tests.audit_probe set v = v where id between 3 and 100;     -- changes nothing
+update tests.audit_probe set secret = 'other' where id = 3;        -- changes an excluded column only
+select tests.clear_authentication();
+select is((select count(*)::int from ballast.audit_log where request_id = 'req-noop'), 0,
+          'an UPDATE that changes nothing (or only excluded columns) writes no audit row');
+-- A bulk UPDATE (1,000 rows or more) computes the diff on typed columns; a smaller one on jsonb. Both write
+-- the same rows: twin tables, one updated in a single 1,000-row statement, the other in two of 500.
+create table tests.twin_a (id int primary key, n numeric, t text, ts timestamptz, j jsonb, a int[], secret text);
+insert into tests.twin_a select g, g / 3.0, 't' || g, '2026-01-01'::timestamptz + g * interval '1 minute', jsonb_build_object('g', g), array[g, g], 's'
+  from generate_series(1, 1000) g;
+create table tests.twin_b as select * from tests.twin_a;
+alter table tests.twin_b add primary key (id);
+select ballast.enable_audit('tests.twin_a', '{secret}'), ballast.enable_audit('tests.twin_b', '{secret}');
+update tests.twin_a set n = case when id % 2 = 0 then n + 1 else n end, t = case when id % 3 = 0 then null else t end,
+                        j = case when id % 5 = 0 then j || '{"x": 1}' else j end, a = case when id % 7 = 0 then a || 1 else a end,
+                        ts = case when id % 11 = 0 then ts + interval '1 day' else ts end, secret = 'changed';
+update tests.twin_b set n = case when id % 2 = 0 then n + 1 else n end, t = case when id % 3 = 0 then null else t end,
+                        j = case when id % 5 = 0 then j || '{"x": 1}' else j end, a = case when id % 7 = 0 then a || 1 else a end,
+                        ts = case when id % 11 = 0 then ts + interval '1 day' else ts end, secret = 'changed' where id <= 500;
+update tests.twin_b set n = case when id % 2 = 0 then n + 1 else n end, t = case when id % 3 = 0 then null else t end,
+                        j = case when id % 5 = 0 then j || '{"x": 1}' else j end, a = case when id % 7 = 0 then a || 1 else a end,
+                        ts = case when id % 11 = 0 then ts + interval '1 day' else ts end, secret = 'changed' where id > 500;
+select is((select count(*)::int from ballast.audit_log where table_name = 'tests.twin_a' and op = 'UPDATE'),
+          (select count(*)::int from generate_series(1, 1000) g where g % 2 = 0 or g % 3 = 0 or g % 5 = 0 or g % 7 = 0 or g % 11 = 0),
+          'bulk UPDATE: a row for each row that changed, none for the rows where only the excluded column changed');
+select set_eq($$select right(replace(record_id::text, '-', ''), 16), old_values, new_values, org_id from ballast.audit_log where table_name = 'tests.twin_a' and op = 'UPDATE'$$,
+              $$select right(replace(record_id::text, '-', ''), 16), old_values, new_values, org_id from ballast.audit_log where table_name = 'tests.twin_b' and op = 'UPDATE'$$,
+              'the typed bulk path and the jsonb path write the same diffs, keys and orgs');
+create table tests.twin_json (id int primary key, doc json, v int);
+insert into tests.twin_json select g, json_build_object('g', g), 0 from generate_series(1, 1000) g;
+select ballast.enable_audit('tests.twin_json');
+update tests.twin_json set v = 1;
+select is((select count(*)::int from ballast.audit_log where table_name = 'tests.twin_json' and op = 'UPDATE' and new_values = '{"v": 1}'), 1000,
+          'a column type without equality (json): the bulk UPDATE falls back to the jsonb path');
+-- The audit trigger runs as the kit's owner, who may have no USAGE on the audited table's schema: the bulk
+-- path names no type of that schema.
+create schema tests_no_usage;
+revoke all on schema tests_no_usage from public;
+create table tests_no_usage.things (id int primary key, v int not null default 0);
+insert into tests_no_usage.things (id) select g from generate_series(1, 1000) g;
+select ballast.enable_audit('tests_no_usage.things');
+select lives_ok('update tests_no_usage.things set v = v + 1', 'a bulk UPDATE in a schema the owner cannot use is audited');
+select is((select count(*)::int from ballast.audit_log where table_name = 'tests_no_usage.things' and op = 'UPDATE'), 1000, 'a row each');
 -- A subject as identity providers issue it ('auth0|123'), and an org claim of another name (the setting
 -- org_claim): the actor is recorded as written, the org read from the configured claim.
 select ballast.configure('org_claim', '"https://example.com/org_id"');

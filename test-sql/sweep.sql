@@ -494,7 +494,29 @@ insert into sweep_cases (fn, call, sqlstate, description) values
   ('ballast.unregister_matview(regclass)', $$select ballast.unregister_matview(view => 'public.sweep_v'::regclass)$$, '22023', 'unregister_matview: view = a view'),
   ('ballast.unregister_matview(regclass)', $$select ballast.unregister_matview(view => {dropped_oid}::oid::regclass)$$, '22023', 'unregister_matview: view = dropped oid'),
   -- unschedule_job
-  ('ballast.unschedule_job(text)', $$select ballast.unschedule_job(job_name => null::text)$$, '22004', 'unschedule_job: job_name = null');
+  ('ballast.unschedule_job(text)', $$select ballast.unschedule_job(job_name => null::text)$$, '22004', 'unschedule_job: job_name = null'),
+  -- append_audit_seal (internal to seal_audit_log and the retention path; the table's checks refuse bad rows)
+  ('ballast.append_audit_seal(text,bigint,bigint,bigint,bigint,bigint[],bytea[])', $$select ballast.append_audit_seal('x''; drop table ballast.settings; --', null, null, null, null, '{}', '{}')$$, '23514', 'append_audit_seal: kind = injection'),
+  ('ballast.append_audit_seal(text,bigint,bigint,bigint,bigint,bigint[],bytea[])', $$select ballast.append_audit_seal(null, null, null, null, null, '{}', '{}')$$, '23502', 'append_audit_seal: kind = null'),
+  ('ballast.append_audit_seal(text,bigint,bigint,bigint,bigint,bigint[],bytea[])', $$select ballast.append_audit_seal('prune', null, null, null, null, null, '{}')$$, '23502', 'append_audit_seal: ids = null'),
+  ('ballast.append_audit_seal(text,bigint,bigint,bigint,bigint,bigint[],bytea[])', $$select ballast.append_audit_seal('prune', null, null, null, null, '{1}', '{}')$$, '23514', 'append_audit_seal: digests shorter than ids'),
+  ('ballast.append_audit_seal(text,bigint,bigint,bigint,bigint,bigint[],bytea[])', $$select ballast.append_audit_seal('seal', null, 1, null, null, '{}', '{}')$$, '23514', 'append_audit_seal: a seal without from_txid'),
+  -- audit_row_history
+  ('ballast.audit_row_history(regclass,jsonb)', $$select * from ballast.audit_row_history(tbl => null::regclass, key => '{"id": 1}')$$, '22004', 'audit_row_history: tbl = null'),
+  ('ballast.audit_row_history(regclass,jsonb)', $$select * from ballast.audit_row_history(tbl => 'public.sweep_t'::regclass, key => null::jsonb)$$, '22004', 'audit_row_history: key = null'),
+  ('ballast.audit_row_history(regclass,jsonb)', $$select * from ballast.audit_row_history(tbl => 'public.sweep_t'::regclass, key => '{"id": 1}')$$, '22023', 'audit_row_history: tbl not audited'),
+  ('ballast.audit_row_history(regclass,jsonb)', $$select * from ballast.audit_row_history(tbl => 'pg_class'::regclass, key => '{"oid": 1}')$$, '22023', 'audit_row_history: tbl = pg_class'),
+  ('ballast.audit_row_history(regclass,jsonb)', $$select * from ballast.audit_row_history(tbl => 'public.sweep_v'::regclass, key => '{"id": 1}')$$, '22023', 'audit_row_history: tbl = a view'),
+  -- audit_seals_between
+  ('ballast.audit_seals_between(timestamp with time zone,timestamp with time zone)', $$select * from ballast.audit_seals_between(since => null::timestamptz, until => now())$$, '22004', 'audit_seals_between: since = null'),
+  ('ballast.audit_seals_between(timestamp with time zone,timestamp with time zone)', $$select * from ballast.audit_seals_between(since => now(), until => null::timestamptz)$$, '22004', 'audit_seals_between: until = null'),
+  ('ballast.audit_seals_between(timestamp with time zone,timestamp with time zone)', $$select * from ballast.audit_seals_between(since => now(), until => now() - interval '1 day')$$, '22023', 'audit_seals_between: since after until'),
+  ('ballast.audit_seals_between(timestamp with time zone,timestamp with time zone)', $$select * from ballast.audit_seals_between(since => '-infinity', until => now())$$, '22023', 'audit_seals_between: since = -infinity'),
+  ('ballast.audit_seals_between(timestamp with time zone,timestamp with time zone)', $$select * from ballast.audit_seals_between(since => now(), until => 'infinity')$$, '22023', 'audit_seals_between: until = infinity'),
+  -- verify_audit_log
+  ('ballast.verify_audit_log(timestamp with time zone)', $$select * from ballast.verify_audit_log(since => 'infinity')$$, '22023', 'verify_audit_log: since = infinity'),
+  ('ballast.verify_audit_log(timestamp with time zone)', $$select * from ballast.verify_audit_log(since => '-infinity')$$, '22023', 'verify_audit_log: since = -infinity'),
+  ('ballast.verify_audit_log(timestamp with time zone)', $$select * from ballast.verify_audit_log(since => now() + interval '1 day')$$, '22023', 'verify_audit_log: since in the future');
 
 -- Routines with parameters for which nothing in the vocabulary is bad input, and why.
 create temp table sweep_no_bad_input (fn regprocedure primary key, why text not null);
@@ -511,6 +533,8 @@ insert into sweep_no_bad_input values
   ('ballast.setting(text)', 'null for a name that is not a setting (documented)'),
   -- pure helpers: a key, a name or a number derived from the argument; null in, null out
   ('ballast.audit_record_id(text,text[],jsonb)', 'hash of its arguments'),
+  ('ballast.audit_row_digest(ballast.audit_log)', 'md5 of the row it is given'),
+  ('ballast.audit_seal_hash(bytea,text,timestamp with time zone,bigint,bigint,bigint[],bytea[])', 'sha256 of its arguments'),
   ('ballast.cleanup_job_command(ballast.cleanup_policies)', 'text of the CALL for a policy row'),
   ('ballast.cleanup_job_id(regclass)', 'the pg_cron job id of a policy, null when none'),
   ('ballast.cleanup_job_name(regclass)', 'the pg_cron job name of a table'),

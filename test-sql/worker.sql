@@ -17,6 +17,7 @@ select is(
     where p.pronamespace = 'ballast'::regnamespace
       and has_function_privilege('ballast_worker_login', p.oid, 'execute')),
   array['ballast.ack_cache_invalidations(bigint[],integer[])',
+        'ballast.audit_seals_between(timestamp with time zone,timestamp with time zone)',
         'ballast.drain_cache_invalidation_queue(integer,integer)',
         'ballast.fail_cache_invalidations(bigint[],integer[],text,integer,integer,boolean)',
         'ballast.pending_matview_refreshes()',

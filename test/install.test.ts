@@ -257,6 +257,9 @@ describe('installers', () => {
       assertSameDump(await pgDump(s.url(db), ['-n', 'ballast', '-n', 'ballast_worker']), want, `upgrade from ${release} gives the schema of a fresh install`);
       const kept = (await counts()).filter((r) => !['installs', 'migrations'].includes(r.t));
       for (const r of kept) assert.ok(r.n >= (seeded.find((x) => x.t === r.t)?.n ?? 0), `${r.t}: rows kept through the upgrade from ${release}`);
+      assert.deepEqual(await q(s.url(db), `select old_values, new_values from ballast.audit_log where op = 'UPDATE'`),
+        (await q<{ n: number }>(s.url(db), `select count(*)::int as n from ballast.audit_log where op = 'UPDATE'`))[0].n
+          ? [{ old_values: { v: 1 }, new_values: { v: 2 } }] : [], `an UPDATE's audit row from ${release} holds the changed columns only`);
     }
   });
 });

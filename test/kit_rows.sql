@@ -24,3 +24,17 @@ insert into ballast.cache_invalidation_triggers (tbl, tags, collapse_above, func
   values ('ballast.worker_heartbeats'::regclass, '{probe}', 1000, 'upgrade_probe_fn');
 insert into ballast.rate_limit_buckets (bucket, tokens, granted, updated_at, full_at) values ('query:probe', 1, true, now(), now() + interval '1 hour');
 insert into ballast.performance_metrics (endpoint, method, status_code, response_time_ms, request_id) values ('/graphql', 'POST', 200, 1.5, 'upgrade-probe');
+-- Tables and shapes of other releases, when the release under test has them: before 0.2.0 an UPDATE's audit
+-- row held both full images and changed_columns (migration 000002 rewrites it to the changed columns only);
+-- 0.2.0 added audit_seals.
+do $$
+begin
+  if exists (select from pg_attribute where attrelid = 'ballast.audit_log'::regclass and attname = 'changed_columns' and not attisdropped) then
+    execute $q$insert into ballast.audit_log (table_name, op, record_id, old_values, new_values, changed_columns, actor_role, txid)
+               values ('public.upgrade_probe', 'UPDATE', gen_random_uuid(), '{"id": 1, "v": 1}', '{"id": 1, "v": 2}', '{v}', 'postgres', txid_current())$q$;
+  end if;
+  if to_regclass('ballast.audit_seals') is not null then
+    execute $q$insert into ballast.audit_seals (kind, row_count, ids, digests, hash) values ('prune', 0, '{}', '{}', sha256('upgrade-probe'))$q$;
+  end if;
+end
+$$;

@@ -133,7 +133,7 @@ it('taskList, crontab and the kit\'s SQL agree on the namespaced task names', as
   assert.deepEqual(Object.keys(taskList).sort(), Object.values(TASKS).sort());
   assert.ok(Object.keys(taskList).every((t) => t.startsWith('ballast_')), Object.keys(taskList).join(' '));
   const items = parseCrontab(crontab);
-  assert.deepEqual(items.map((i) => i.task).sort(), [TASKS.deliverCacheInvalidations, TASKS.heartbeat, TASKS.logMatviewRefreshes].sort());
+  assert.deepEqual(items.map((i) => i.task).sort(), [TASKS.deliverCacheInvalidations, TASKS.heartbeat, TASKS.logMatviewRefreshes, TASKS.logAuditSeals].sort());
   assert.ok(items.every((i) => i.identifier.startsWith('ballast_')), 'crontab ids are namespaced too');
   assert.equal(items.find((i) => i.task === TASKS.deliverCacheInvalidations)!.options.jobKey, DELIVER_JOB_KEY);
   assert.ok(crontab.endsWith('\n'), 'ends in a newline, so an app can append its own lines');

@@ -12,6 +12,7 @@ export const crontab = [
   '# ballast (ballast/worker): ┌ minute ┬ hour ┬ day ┬ month ┬ weekday  task  options',
   everyMinute(TASKS.heartbeat, { fill: '1m' }),
   everyMinute(TASKS.logMatviewRefreshes),
+  everyMinute(TASKS.logAuditSeals),
   '# cache invalidation: a delivery run every minute (each polls up to INVALIDATION_RUN_SECONDS), so one is always there',
   everyMinute(TASKS.deliverCacheInvalidations, { jobKey: DELIVER_JOB_KEY, jobKeyMode: 'preserve_run_at' }),
   '',

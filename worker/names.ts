@@ -11,6 +11,7 @@ export const TASKS = {
   logMatviewRefreshes: 'ballast_log_matview_refreshes',
   deliverCacheInvalidations: 'ballast_deliver_cache_invalidations',
   reportError: 'ballast_report_error',
+  logAuditSeals: 'ballast_log_audit_seals',
 } as const;
 
 /** The job key of the cache-invalidation delivery run: the crontab, run() and ballast.wake_cache_invalidation_worker() share it. */

@@ -6,11 +6,13 @@ import { heartbeat } from './tasks/heartbeat.ts';
 import { log_matview_refreshes } from './tasks/log_matview_refreshes.ts';
 import { deliver_cache_invalidations } from './tasks/deliver_cache_invalidations.ts';
 import { report_error } from './tasks/report_error.ts';
+import { log_audit_seals } from './tasks/log_audit_seals.ts';
 
-/** ballast's four tasks. In your own runner: `taskList: { ...taskList, ...yourTasks }`. */
+/** ballast's tasks. In your own runner: `taskList: { ...taskList, ...yourTasks }`. */
 export const taskList: TaskList = {
   [TASKS.heartbeat]: heartbeat,
   [TASKS.logMatviewRefreshes]: log_matview_refreshes,
   [TASKS.deliverCacheInvalidations]: deliver_cache_invalidations,
   [TASKS.reportError]: report_error,
+  [TASKS.logAuditSeals]: log_audit_seals,
 };

@@ -62,8 +62,11 @@ returns setof app_public.audit_log_entry as $$
   -- the session's organisation; the filter on org_id lets the planner use audit_log_org_id_idx.
   -- The kit records the subject as text; this app's users are uuids, so a subject that is not one (no
   -- user of this app) shows as a null actor_id.
+  -- An UPDATE's old_values and new_values hold the changed columns only (ballast stores diffs), so the
+  -- changed columns are the keys of new_values.
   select a.id, a.occurred_at, a.table_name, a.op::text, a.record_id, a.old_values, a.new_values,
-         a.changed_columns, ballast.uuid_or_null(a.actor_id), u.name, a.request_id
+         case when a.op = 'UPDATE' then array(select jsonb_object_keys(a.new_values)) end,
+         ballast.uuid_or_null(a.actor_id), u.name, a.request_id
     from ballast.audit_log a
     left join app_public.users u on u.id = ballast.uuid_or_null(a.actor_id)
    where app_private.audit_log_arguments_valid(audit_log.table_name, audit_log.request_id, audit_log.since, audit_log.until)

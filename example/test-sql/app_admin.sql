@@ -36,9 +36,10 @@ select is((select count(*)::int from ballast.admin_audit_log where id > (select 
 
 -- An admin of org A: their organisation's rows only, newest first, with the actor's name.
 select tests.authenticate_as('admin A', 'org A');
-select is((select array_agg(op || ' ' || coalesce(new_values ->> 'name', '') order by id desc)
+-- an UPDATE's row holds the changed columns only (size), before and after
+select is((select array_agg(op || ' ' || coalesce(new_values ->> 'name', format('%s: %s -> %s', array_to_string(changed_columns, ','), old_values ->> 'size', new_values ->> 'size')) order by id desc)
              from app_public.audit_log() where id > (select before_id from marks)),
-          array['UPDATE Fund A1', 'INSERT Fund A2', 'INSERT Fund A1'], 'admin of A reads org A''s changes, not org B''s');
+          array['UPDATE size: 100.00 -> 150.00', 'INSERT Fund A2', 'INSERT Fund A1'], 'admin of A reads org A''s changes, not org B''s');
 select is((select array_agg(id order by ord) = array_agg(id order by id desc)
              from app_public.audit_log() with ordinality as t(id, occurred_at, table_name, op, record_id, old_values, new_values,
                   changed_columns, actor_id, actor_name, request_id, ord)
