@@ -18,6 +18,9 @@
 -- map null to null, lookups that are a no-op for an unknown object) are listed in sweep_no_bad_input
 -- with the reason, so that a new public routine without a row fails the coverage test below.
 begin;
+-- One snapshot for the whole sweep: the before/after comparison of every kit table must see the sweep's
+-- own calls only, not what pg_cron's jobs commit meanwhile (the refresh processor writes mv_refresh_log).
+set transaction isolation level repeatable read;
 set local client_min_messages = warning;
 
 -- fixtures: a table, a registered matview over it with a cleanup policy, a plain view, a dropped oid,
