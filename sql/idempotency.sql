@@ -341,6 +341,116 @@ comment on function ballast.idempotency_extend(text, text, interval, text) is
   'A holder that works longer than its lease calls it periodically, so only a crashed holder loses its key. Raises 55000 when the caller does not hold it, 22023 unless 0 < lease <= 1 day. '
   'holder: the one given to idempotency_begin (default: the setting ballast.idempotency_owner).';
 
+---- idempotency_claim
+---- One-transaction idempotency: lock the key for this transaction, then say what the caller does.
+-- For a caller that does the work in the same transaction as the claim (the API does):
+--   begin; [set local lock_timeout = <short>]; select * from ballast.idempotency_claim(scope, key, hash);
+--   started → the work, then idempotency_store(scope, key, hash, status, body) and commit (or roll back: nothing is left)
+-- The claim writes nothing. It takes a transaction-scoped advisory lock on the key, so a concurrent duplicate
+-- waits (as long as its lock_timeout lets it: 55P03 after that) until the first commits, then finds the
+-- stored row and replays it; if the first rolled back, the lock is gone with it and the duplicate runs.
+-- The lock lives in the database, so it holds across API processes, and being transaction-scoped it is right
+-- behind PgBouncer in transaction mode. The stored row's primary key stays the final arbiter: see
+-- idempotency_store. Measured against begin + complete (an insert, then an update with the response): one
+-- insert per key instead of two writes (bench idempotency, docs/ARCHITECTURE.md).
+create or replace function ballast.idempotency_claim(scope text, key text, request_hash text)
+returns table (outcome text, status_code int, response_body text, retry_after_seconds int) as $$
+declare
+  t timestamptz := clock_timestamp();
+  r ballast.idempotency_keys;
+begin
+  if not ballast.idempotency_key_ok(scope, key) then
+    perform ballast.idempotency_assert_key(idempotency_claim.scope, idempotency_claim.key);
+  end if;
+  if request_hash is null or length(request_hash) not between 1 and 256 then
+    raise exception using errcode = '22023',
+      message = format('request_hash must be 1 to 256 characters, got %s', coalesce(length(request_hash) || ' characters', 'null')),
+      hint = 'Hash what makes two requests the same one, e.g. encode(sha256(convert_to(body, ''UTF8'')), ''hex'').';
+  end if;
+  -- The lock (class, hash of scope and key), in the two-int4 form, whose lock tags never meet those of
+  -- pg_advisory_lock(bigint); the class is 'ball' in ASCII (1650551916), so only code of yours that locks
+  -- (1650551916, n) itself could meet one. Two different keys whose 32-bit hashes collide share a lock: the
+  -- second waits for the first's commit (or gets 55P03 after its lock wait); it never sees the other key's
+  -- row. With N claims in flight the chance that any two collide is about N^2 / 2^33 (16 in flight: 3e-8).
+  perform pg_advisory_xact_lock(1650551916, hashtext(octet_length(idempotency_claim.scope) || ':' || idempotency_claim.scope || idempotency_claim.key));
+  select * into r from ballast.idempotency_keys k
+  where k.scope = idempotency_claim.scope and k.key = idempotency_claim.key;
+  if not found or r.expires_at <= clock_timestamp() then
+    outcome := 'started';  -- absent, or expired (counts as absent): idempotency_store replaces it
+  elsif r.request_hash <> idempotency_claim.request_hash then
+    outcome := 'mismatch';
+  elsif r.status = 'completed' then
+    outcome := 'replay';
+    status_code := r.status_code;
+    response_body := r.response_body;
+  elsif r.locked_until > clock_timestamp() then
+    -- held through idempotency_begin by code of yours, its lease still running
+    outcome := 'in_progress';
+    retry_after_seconds := greatest(1, ceil(extract(epoch from r.locked_until - t)))::int;
+  else
+    outcome := 'started';  -- its holder's lease ran out: idempotency_store takes the key over
+  end if;
+  return next;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
+comment on function ballast.idempotency_claim(text, text, text) is
+  E'Claim an idempotency key for the rest of this transaction (a transaction-scoped advisory lock: a concurrent claim of the same key waits, '
+  'as long as its lock_timeout allows, then raises 55P03). Writes nothing. outcome: started (do the work, then idempotency_store and commit in this '
+  'transaction; a rollback leaves nothing), replay (the stored status_code and response_body), in_progress (held through idempotency_begin with a live lease; '
+  'retry after retry_after_seconds), mismatch (the key was used with a different request_hash). An expired key counts as absent. '
+  'Raises 22023 for a bad scope, key or request_hash.';
+
+---- idempotency_store
+---- Stores the response of a key claimed with idempotency_claim in this transaction: one insert, the completed row.
+-- The primary key is the final arbiter: if another caller stored or claimed the key meanwhile (through
+-- idempotency_begin, which takes no advisory lock), the
+-- insert conflicts and store raises 40001, so the caller rolls its work back and claims again (replay, 409 or 422).
+create or replace function ballast.idempotency_store(
+  scope text, key text, request_hash text, status_code int, response_body text, ttl interval default '24 hours')
+returns void as $$
+declare
+  t timestamptz := clock_timestamp();
+begin
+  if not ballast.idempotency_key_ok(scope, key) then
+    perform ballast.idempotency_assert_key(idempotency_store.scope, idempotency_store.key);
+  end if;
+  if request_hash is null or length(request_hash) not between 1 and 256 then
+    raise exception using errcode = '22023',
+      message = format('request_hash must be 1 to 256 characters, got %s', coalesce(length(request_hash) || ' characters', 'null')),
+      hint = 'Give the request_hash given to idempotency_claim.';
+  end if;
+  if status_code is null or status_code not between 100 and 599 then
+    raise exception using errcode = '22023',
+      message = format('status_code must be an HTTP status from 100 to 599, got %s', coalesce(status_code::text, 'null')),
+      hint = 'For a result that should not be stored (e.g. a 5xx the client may retry), roll the transaction back instead.';
+  end if;
+  if ttl is null or ttl <= interval '0' or ttl > interval '30 days' then
+    raise exception using errcode = '22023',
+      message = format('ttl must be positive and at most 30 days, got %s', coalesce(ttl::text, 'null')),
+      hint = 'Default: 24 hours. A client retries a request within minutes or hours.';
+  end if;
+  insert into ballast.idempotency_keys as k
+    (scope, key, request_hash, status, status_code, response_body, locked_until, locked_by, created_at, expires_at)
+  values (idempotency_store.scope, idempotency_store.key, idempotency_store.request_hash, 'completed',
+          idempotency_store.status_code, idempotency_store.response_body, null, null, t, t + ttl)
+  on conflict on constraint idempotency_keys_pkey do update
+    set request_hash = excluded.request_hash, status = 'completed', status_code = excluded.status_code,
+        response_body = excluded.response_body, locked_until = null, locked_by = null,
+        created_at = excluded.created_at, expires_at = excluded.expires_at
+    -- only a row idempotency_claim counted as absent: expired, or in progress with its lease run out
+    where k.expires_at <= t or (k.status = 'in_progress' and k.locked_until <= t and k.request_hash = excluded.request_hash);
+  if not found then
+    raise exception using errcode = '40001',
+      message = format('idempotency key %L in scope %L was stored or claimed by another caller since this transaction claimed it', key, scope),
+      hint = 'Roll back this transaction (its work included) and claim the key again: it then replays, or says in_progress or mismatch.';
+  end if;
+end;
+$$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp set enable_seqscan = off;
+comment on function ballast.idempotency_store(text, text, text, int, text, interval) is
+  E'Store the result (HTTP status_code 100-599 and response_body, kept for ttl, at most 30 days) of a key claimed with idempotency_claim in this transaction, '
+  'as one insert of the completed row; commit it with the work. Raises 40001 when another caller stored or claimed the key meanwhile '
+  '(roll back and claim again), 22023 for bad input.';
+
 ---- the signatures before the holder argument
 -- Earlier versions had these functions without the holder argument (and not_held without holder). A call
 -- written for those signatures resolves to the new ones unchanged (holder defaults to null), so the old ones
@@ -381,11 +491,15 @@ revoke all on function ballast.idempotency_begin(text, text, text, interval, int
 revoke all on function ballast.idempotency_complete(text, text, int, text, text) from public;
 revoke all on function ballast.idempotency_release(text, text, text) from public;
 revoke all on function ballast.idempotency_extend(text, text, interval, text) from public;
+revoke all on function ballast.idempotency_claim(text, text, text) from public;
+revoke all on function ballast.idempotency_store(text, text, text, int, text, interval) from public;
 -- The API's login role calls them directly (api/middleware/idempotency.ts), outside any visitor role.
 grant execute on function ballast.idempotency_begin(text, text, text, interval, interval, text) to ballast_authenticator;
 grant execute on function ballast.idempotency_complete(text, text, int, text, text) to ballast_authenticator;
 grant execute on function ballast.idempotency_release(text, text, text) to ballast_authenticator;
 grant execute on function ballast.idempotency_extend(text, text, interval, text) to ballast_authenticator;
+grant execute on function ballast.idempotency_claim(text, text, text) to ballast_authenticator;
+grant execute on function ballast.idempotency_store(text, text, text, int, text, interval) to ballast_authenticator;
 
 select ballast.owner_only_policy('ballast.idempotency_keys');
 

@@ -3,7 +3,7 @@
 -- validation, privileges, the verify check. Callers are told apart by the setting ballast.idempotency_owner
 -- ('a', 'b') or the holder argument ('req-1', ...); concurrency is in test/idempotency.test.ts.
 begin;
-select plan(73);
+select plan(102);
 
 -- the table and its indexes
 select has_table('ballast', 'idempotency_keys', 'table ballast.idempotency_keys exists');
@@ -150,6 +150,62 @@ select throws_ok($$select ballast.idempotency_release('held', 'k4', '')$$, '2202
 select throws_ok($$select ballast.idempotency_extend('held', 'k4', '1 minute', '')$$, '22023', null, 'extend checks the holder too');
 select is((select count(*)::int from ballast.idempotency_keys where scope = 'held' and key = 'bad'), 0, 'rejected holders leave no row');
 select is((select locked_by from ballast.idempotency_keys where scope = 'held' and key = 'k4'), 'req-4', 'and take nothing over');
+
+-- one-transaction claim (idempotency_claim) and store (idempotency_store), as the API uses them
+select results_eq($$select outcome, status_code, response_body, retry_after_seconds from ballast.idempotency_claim('one', 'k1', 'h1')$$,
+                  $$values ('started'::text, null::int, null::text, null::int)$$, 'claim of a new key: started');
+select is((select count(*)::int from ballast.idempotency_keys where scope = 'one'), 0, 'the claim writes nothing');
+select is((select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted
+             and classid = 1650551916 and objid::bigint = (hashtext(octet_length('one') || ':' || 'one' || 'k1')::bigint & 4294967295)
+             and objsubid = 2),
+          1, 'the claim holds a transaction-scoped advisory lock (1650551916, hash of scope and key)');
+select lives_ok($$select ballast.idempotency_store('one', 'k1', 'h1', 201, '{"data":1}')$$, 'store the response');
+select is((select (status, status_code, response_body, locked_until, locked_by, expires_at between clock_timestamp() + interval '23 hours' and clock_timestamp() + interval '24 hours')::text
+             from ballast.idempotency_keys where scope = 'one' and key = 'k1'),
+          '(completed,201,"{""data"":1}",,,t)', 'one completed row, kept for the default ttl of 24 hours');
+select results_eq($$select outcome, status_code, response_body, retry_after_seconds from ballast.idempotency_claim('one', 'k1', 'h1')$$,
+                  $$values ('replay'::text, 201, '{"data":1}'::text, null::int)$$, 'a stored key replays');
+select results_eq($$select outcome from ballast.idempotency_claim('one', 'k1', 'h2')$$, $$values ('mismatch'::text)$$,
+                  'a different request with the same key: mismatch');
+select results_eq($$select outcome, status_code, response_body from ballast.idempotency_begin('one', 'k1', 'h1')$$,
+                  $$values ('replay'::text, 201, '{"data":1}'::text)$$, 'idempotency_begin replays what idempotency_store stored');
+select throws_ok($$select ballast.idempotency_store('one', 'k1', 'h1', 200, 'again')$$, '40001',
+                 'idempotency key ''k1'' in scope ''one'' was stored or claimed by another caller since this transaction claimed it',
+                 'a second store of a stored key: 40001 (the primary key is the final arbiter)');
+select lives_ok($$select ballast.idempotency_store('one', 'k-ttl', 'h1', 200, 'x', '1 hour')$$, 'store with a ttl');
+select ok((select expires_at <= clock_timestamp() + interval '1 hour' from ballast.idempotency_keys where scope = 'one' and key = 'k-ttl'), 'the ttl is kept');
+-- a key held through idempotency_begin (code of yours), live lease: in_progress, and store cannot take it
+select results_eq($$select outcome from ballast.idempotency_begin('one', 'k2', 'h1', holder => 'req-1')$$, $$values ('started'::text)$$, 'begin holds k2');
+select results_eq($$select outcome, retry_after_seconds between 1 and 30 from ballast.idempotency_claim('one', 'k2', 'h1')$$,
+                  $$values ('in_progress'::text, true)$$, 'claim of a key held with a live lease: in_progress with retry_after_seconds');
+select throws_ok($$select ballast.idempotency_store('one', 'k2', 'h1', 200, 'x')$$, '40001', null, 'store over a live holder: 40001');
+-- its lease ran out: claim starts, store takes the key over
+update ballast.idempotency_keys set locked_until = clock_timestamp() - interval '1 second' where scope = 'one' and key = 'k2';
+select results_eq($$select outcome from ballast.idempotency_claim('one', 'k2', 'h2')$$, $$values ('mismatch'::text)$$,
+                  'a run-out lease is not taken over by a different request');
+select results_eq($$select outcome from ballast.idempotency_claim('one', 'k2', 'h1')$$, $$values ('started'::text)$$, 'a run-out lease: started');
+select lives_ok($$select ballast.idempotency_store('one', 'k2', 'h1', 200, 'taken over')$$, 'store takes the key over');
+select is((select (status, response_body, locked_by)::text from ballast.idempotency_keys where scope = 'one' and key = 'k2'),
+          '(completed,"taken over",)', 'completed by the store');
+select throws_ok($$select ballast.idempotency_complete('one', 'k2', 200, 'late', holder => 'req-1')$$, '55000', null, 'the stale holder cannot complete it');
+-- an expired key counts as absent: a different request starts and its store replaces the row
+update ballast.idempotency_keys set expires_at = clock_timestamp() - interval '1 second' where scope = 'one' and key = 'k1';
+select results_eq($$select outcome from ballast.idempotency_claim('one', 'k1', 'h9')$$, $$values ('started'::text)$$, 'an expired key: started, whatever the request');
+select lives_ok($$select ballast.idempotency_store('one', 'k1', 'h9', 200, 'new')$$, 'store replaces the expired row');
+select is((select (request_hash, response_body, expires_at > clock_timestamp())::text from ballast.idempotency_keys where scope = 'one' and key = 'k1'),
+          '(h9,new,t)', 'the new request''s response, a new expiry');
+-- bad input: 22023 naming the value, nothing written
+select throws_like($$select * from ballast.idempotency_claim('one', '', 'h1')$$, '%1 to 255 characters, got an empty key%', 'claim: empty key 22023');
+select throws_ok($$select * from ballast.idempotency_claim('one', 'k', '')$$, '22023', 'request_hash must be 1 to 256 characters, got 0 characters', 'claim: empty request_hash 22023');
+select throws_like($$select ballast.idempotency_store('one', 'bad', 'h1', 600, 'x')$$, '%HTTP status from 100 to 599, got 600%', 'store: status 600 22023');
+select throws_ok($$select ballast.idempotency_store('one', 'bad', 'h1', 200, 'x', '31 days')$$, '22023', 'ttl must be positive and at most 30 days, got 31 days', 'store: ttl 31 days 22023');
+select throws_like($$select ballast.idempotency_store('one', E'b\tad', 'h1', 200, 'x')$$, '%printable ASCII%', 'store: a tab in the key 22023');
+select is((select count(*)::int from ballast.idempotency_keys where scope = 'one' and key in ('bad', E'b\tad', '', 'k')), 0, 'rejected calls leave no row');
+select ok(has_function_privilege('ballast_authenticator', 'ballast.idempotency_claim(text, text, text)', 'execute')
+          and has_function_privilege('ballast_authenticator', 'ballast.idempotency_store(text, text, text, int, text, interval)', 'execute')
+          and not has_function_privilege('ballast_anonymous', 'ballast.idempotency_claim(text, text, text)', 'execute')
+          and not has_function_privilege('ballast_anonymous', 'ballast.idempotency_store(text, text, text, int, text, interval)', 'execute'),
+          'the authenticator may call claim and store; anonymous may not');
 
 -- privileges: only the API's login role may call the functions; nobody reads the table directly
 select ok(has_function_privilege('ballast_authenticator', 'ballast.idempotency_begin(text, text, text, interval, interval, text)', 'execute')

@@ -216,6 +216,31 @@ describe('idempotency keys', () => {
       }
     });
 
+    it('the primary key is the final arbiter: a key claimed through idempotency_begin while the API runs it rolls the API\'s work back, and the request is answered as a duplicate (409)', async () => {
+      const label = `${run}-arbiter`;
+      const payload = { query: SLOW, variables: { label, seconds: 1 } };
+      // the scope and request hash the API uses for this request: from a stored run of the same operation under another key
+      const probe = `${run}-arbiter-probe`;
+      assert.equal((await post(api.url, payload, { 'idempotency-key': probe })).status, 200);
+      const { scope, request_hash: hash } = await withClient(cfg.rootUrl, async (c) =>
+        (await c.query<{ scope: string; request_hash: string }>('select scope, request_hash from ballast.idempotency_keys where key = $1', [probe])).rows[0]);
+      const before = await effects(label);
+      const first = post(api.url, payload, { 'idempotency-key': label });
+      await waitFor('the request to be inside pg_sleep', () => withClient(cfg.rootUrl, async (c) =>
+        (await c.query("select 1 from pg_stat_activity where wait_event = 'PgSleep' and usename = 'ballast_authenticator'")).rows.length > 0 ? true : undefined));
+      // code of yours claims the same key through the SQL API meanwhile: begin takes no advisory lock, its row commits at once
+      const begun = await withClient(cfg.rootUrl, async (c) =>
+        (await c.query<{ outcome: string }>("select outcome from ballast.idempotency_begin($1, $2, $3, lease => '60 seconds', holder => 'sql-caller')", [scope, label, hash])).rows[0].outcome);
+      assert.equal(begun, 'started');
+      const reply = await first;
+      assert.equal(reply.status, 409, reply.body);
+      assert.ok(Number(reply.headers['retry-after']) >= 1, 'Retry-After');
+      assert.equal(await effects(label), before, 'the API\'s mutation was rolled back: no effect');
+      assert.equal(await withClient(cfg.rootUrl, async (c) =>
+        (await c.query<{ locked_by: string }>('select locked_by from ballast.idempotency_keys where key = $1', [label])).rows[0]?.locked_by), 'sql-caller',
+        'the SQL caller still holds its key');
+    });
+
     it('a retry after completion replays the stored status and body; the mutation does not run again', async () => {
       const label = `${run}-retry`;
       const key = `"${run}-retry"`; // the draft's Structured Field string form: the key is what is inside the quotes

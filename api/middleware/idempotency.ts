@@ -1,23 +1,26 @@
 // Idempotency keys on GraphQL mutations (draft-ietf-httpapi-idempotency-key-header), stored in PostgreSQL
-// through ballast.idempotency_begin / _complete (sql/idempotency.sql).
+// through ballast.idempotency_claim / _store (sql/idempotency.sql).
 //
 // A POST to /graphql whose operation is a mutation and that carries an Idempotency-Key header runs in ONE
 // transaction, on one pooled client: the claim, every statement of the operation, and the stored response
 // commit together.
-//   BEGIN; claim (idempotency_begin, waiting at most IDEMPOTENCY_LOCK_WAIT_MS for a concurrent holder)
+//   BEGIN; claim (idempotency_claim: a transaction-scoped advisory lock on the key, waited for at most
+//   IDEMPOTENCY_LOCK_WAIT_MS, then a lookup of a stored response; it writes nothing)
 //     → started:     the operation runs on this client (api/preset.ts hands grafast a withPgClient whose
 //                    every call is a savepoint in this transaction); its response is rendered, then stored
-//                    (idempotency_complete) and COMMIT; only then is it sent, with Idempotency-Key echoed.
-//                    A 5xx (or a failure to store) rolls everything back, the claim included.
+//                    (idempotency_store: one insert of the completed row) and COMMIT; only then is it sent,
+//                    with Idempotency-Key echoed. A 5xx (or a failure to store) rolls everything back.
 //     → replay:      the stored status and body, with Idempotent-Replayed: true
-//     → in_progress: 409 with Retry-After (a key held by code of yours through the SQL API)
+//     → in_progress: 409 with Retry-After (a key held by code of yours through idempotency_begin)
 //     → mismatch:    422 (same key, different operation, variables or operation name)
 //     → lock wait over (55P03): 409 with Retry-After; the holder's transaction is still open
-// A crash before the COMMIT leaves nothing (the key is absent; a retry runs); after it, a stored response
-// (a retry replays it). Nobody ever sees the API's claim in progress, so no lease needs renewing.
+// A crash before the COMMIT leaves nothing (the key is absent, its lock gone with the connection; a retry
+// runs); after it, a stored response (a retry replays it). The key's primary key stays the final arbiter:
+// if code of yours claimed it through idempotency_begin meanwhile, the store raises 40001, the work rolls
+// back and the request is answered as a duplicate (replay, 409 or 422).
 // A malformed key: 400. A mutation listed in IDEMPOTENCY_REQUIRED_MUTATIONS without a key: 400.
 // Queries, with or without the header, and everything else pass through untouched and are not stored.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pg from 'pg';
 import { parse, print, Kind, type DocumentNode, type SelectionSetNode } from 'postgraphile/graphql';
@@ -33,6 +36,7 @@ import type { Middleware } from './compose.ts';
 const GRAPHQL_PATH = '/graphql'; // api/preset.ts: grafserv.graphqlPath
 const KEY = /^[\x20-\x7e]{1,255}$/; // the SQL side checks the same: 1-255 printable ASCII characters
 const LOCK_NOT_AVAILABLE = '55P03';
+const STORED_MEANWHILE = '40001'; // idempotency_store: another caller stored or claimed the key since our claim
 
 type Options = Pick<ApiConfig, 'idempotencyRequiredMutations' | 'idempotencyLeaseSeconds' | 'idempotencyTtlSeconds'>
   & Partial<Pick<ApiConfig, 'idempotencyLockWaitMs' | 'trustProxyHops' | 'trustedProxies' | 'anonymousRole'
@@ -51,7 +55,6 @@ type Answer =
 export function idempotency(pool: pg.Pool, options: Options): Middleware {
   const required = new Set(options.idempotencyRequiredMutations);
   const ttl = `${options.idempotencyTtlSeconds} seconds`;
-  const lease = `${options.idempotencyLeaseSeconds} seconds`;
   const lockWaitMs = options.idempotencyLockWaitMs ?? 1000;
   const retryAfter = Math.max(1, Math.ceil(lockWaitMs / 1000));
   const trust = proxyTrust(options.trustProxyHops ?? 0, options.trustedProxies ?? []);
@@ -60,7 +63,7 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
   const anonymousRole = options.anonymousRole ?? 'ballast_anonymous';
 
   // Single flight per key in this process. A burst of duplicates (a client retrying in a loop, a double
-  // click times a thousand) would otherwise take one pooled connection each and wait on the holder's row,
+  // click times a thousand) would otherwise take one pooled connection each and wait on the holder's lock,
   // starving the pool. Duplicates of a request this process is claiming or running wait (at most the lock
   // wait) for its answer instead; the database stays the arbiter between processes.
   type Flight = { hash: string; answer: Promise<Answer> };
@@ -96,18 +99,17 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
       settle({ kind: 'absent' });
       throw err;
     }
-    // This request's identity as the key's holder (complete checks it), in case code of yours shares the table.
-    const owner = randomUUID();
     let begun: Begun;
     // The settings api/preset.ts gives the operation (the API's timeouts, the request's role, claims and id):
     // set in this same message, after the claim, which runs as the API's login role.
     const settings = { ...timeouts, ...pgSettingsFor(state(req), anonymousRole) };
     try {
-      // One round trip: open the transaction, claim with a short lock wait (a duplicate whose holder has not
-      // committed waits on its row at most this long), give the request's statements the usual lock wait,
-      // and set the operation's settings and first savepoints (api/idempotent_transaction.ts).
+      // One round trip: open the transaction, claim (a transaction-scoped advisory lock on the key, then a
+      // lookup of a stored row: a duplicate whose holder has not committed waits on the lock at most the lock
+      // wait), give the request's statements the usual lock wait, and set the operation's settings and first
+      // savepoints (api/idempotent_transaction.ts). The claim writes nothing.
       const results = (await client.query(`begin; set local lock_timeout = ${lockWaitMs}; `
-        + `select * from ballast.idempotency_begin(${lit(scope)}, ${lit(key)}, ${lit(hash)}, ${lit(ttl)}::interval, ${lit(lease)}::interval, holder => ${lit(owner)}); `
+        + `select * from ballast.idempotency_claim(${lit(scope)}, ${lit(key)}, ${lit(hash)}); `
         + `set local lock_timeout to default; ${opening(settings)}`)) as unknown as pg.QueryResult<Begun>[];
       begun = results[2].rows[0];
     } catch (err) {
@@ -150,13 +152,22 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
       crashPoint('after-statements');
       const text = body.toString('utf8');
       try {
-        // The operation may have switched role: the complete runs as the API's login role again.
-        await tx.send(`set local role none; select ballast.idempotency_complete(${lit(scope)}, ${lit(key)}, ${status}, ${lit(text)}, holder => ${lit(owner)}); commit`);
+        // One insert of the completed row, then COMMIT. The operation may have switched role: the store runs
+        // as the API's login role again.
+        await tx.send(`set local role none; select ballast.idempotency_store(${lit(scope)}, ${lit(key)}, ${lit(hash)}, ${status}, ${lit(text)}, ${lit(ttl)}::interval); commit`);
       } catch (err) {
+        await finish(client, 'rollback');
+        if ((err as { code?: string }).code === STORED_MEANWHILE) {
+          // Someone stored or claimed the key since our claim (code of yours through idempotency_begin):
+          // our work is rolled back; answer as a duplicate would (replay, 409 or 422).
+          const a = await claimAgain(scope, key, hash).catch((): Answer => ({ kind: 'busy', retryAfterSeconds: retryAfter }));
+          settle(a);
+          if (a.kind === 'absent') return busyReplacement(retryAfter);
+          return replacementFor(req, res, a);
+        }
         // Nothing is applied (or, if the connection broke during COMMIT, the outcome is unknown: a retry
         // then replays or runs, exactly once either way). Never send a success that did not commit.
         log.error({ err, status }, 'could not store the idempotency result: the mutation was rolled back');
-        await finish(client, 'rollback');
         settle({ kind: 'absent' });
         return { status: 503, headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' },
           body: JSON.stringify({ errors: [{ message: 'the result of this request could not be stored, so it was rolled back: retry it with the same Idempotency-Key' }] }) };
@@ -167,6 +178,25 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
       return null;
     });
     await next();
+  }
+
+  /** What a duplicate gets now (a claim in a transaction of its own, rolled back): after a lost store. */
+  async function claimAgain(scope: string, key: string, hash: string): Promise<Answer> {
+    const client = await pool.connect();
+    let begun: Begun;
+    try {
+      const results = (await client.query(`begin; set local lock_timeout = ${lockWaitMs}; `
+        + `select * from ballast.idempotency_claim(${lit(scope)}, ${lit(key)}, ${lit(hash)}); rollback`)) as unknown as pg.QueryResult<Begun>[];
+      begun = results[2].rows[0];
+      client.release();
+    } catch (err) {
+      await finish(client, 'rollback');
+      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return { kind: 'busy', retryAfterSeconds: retryAfter };
+      throw err;
+    }
+    return begun.outcome === 'replay' ? { kind: 'replay', status: begun.status_code ?? 200, body: begun.response_body ?? '' }
+      : begun.outcome === 'mismatch' ? { kind: 'mismatch' }
+        : { kind: 'busy', retryAfterSeconds: Math.max(1, begun.retry_after_seconds ?? retryAfter) };
   }
 
   return async (req, res, next) => {
@@ -196,16 +226,28 @@ export function idempotency(pool: pg.Pool, options: Options): Middleware {
 
 /** The answer to a request that does not run its operation: a replay, 409 or 422. */
 function answer(req: IncomingMessage, res: ServerResponse, a: Exclude<Answer, { kind: 'absent' }>): void {
+  const r = replacementFor(req, res, a);
+  res.writeHead(r.status, { ...r.headers, 'content-length': Buffer.byteLength(r.body) });
+  res.end(r.body);
+}
+
+/** That answer as a status, headers and body (sent in place of a response held back by captureResponse). */
+function replacementFor(req: IncomingMessage, res: ServerResponse, a: Exclude<Answer, { kind: 'absent' }>): Replacement {
+  const json = { 'content-type': 'application/json; charset=utf-8' };
   switch (a.kind) {
     case 'replay':
       res.setHeader('idempotent-replayed', 'true');
-      return send(res, a.status, contentTypeFor(req), a.body);
+      return { status: a.status, headers: { 'content-type': contentTypeFor(req) }, body: a.body };
     case 'busy':
-      res.setHeader('retry-after', String(a.retryAfterSeconds));
-      return sendJson(res, 409, { errors: [{ message: 'a request with this Idempotency-Key is still being processed: retry after Retry-After seconds' }] });
+      return busyReplacement(a.retryAfterSeconds);
     case 'mismatch':
-      return sendJson(res, 422, { errors: [{ message: 'this Idempotency-Key was used for a different request (operation, variables or operation name): use a new key for a new request' }] });
+      return { status: 422, headers: json, body: JSON.stringify({ errors: [{ message: 'this Idempotency-Key was used for a different request (operation, variables or operation name): use a new key for a new request' }] }) };
   }
+}
+
+function busyReplacement(retryAfterSeconds: number): Replacement {
+  return { status: 409, headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(retryAfterSeconds) },
+    body: JSON.stringify({ errors: [{ message: 'a request with this Idempotency-Key is still being processed: retry after Retry-After seconds' }] }) };
 }
 
 /** The promise's value, or null if it has not settled within ms. */
@@ -341,11 +383,6 @@ function contentTypeFor(req: IncomingMessage): string {
   if (accepted.length === 0 || accepted.includes('application/graphql-response+json')) return GRAPHQL;
   if (accepted.includes('application/json')) return 'application/json; charset=utf-8';
   return accepted.includes('*/*') || accepted.includes('application/*') ? GRAPHQL : 'application/json; charset=utf-8';
-}
-
-function send(res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
 }
 
 type Replacement = { status: number; headers: Record<string, string>; body: string };

@@ -1,7 +1,7 @@
 // idempotency: what exactly-once costs.
 //   SQL, 16 clients (pgbench): begin + complete on distinct keys, against the seed's store (look the key
 //     up, then insert the result: no lease, so concurrent duplicates all run). Goal ≥ 5,000 keys/s.
-//   Replay lookup, 16 clients: idempotency_begin on a completed key, against the same lookup as a Redis GET
+//   Replay lookup, 16 clients: idempotency_claim (what the API calls) on a completed key, against the same lookup as a Redis GET
 //     on 127.0.0.1:6379 — what a Redis layer in front would buy — with C clients (pgbench, redis-benchmark)
 //     and from Node (pg, ioredis). Goal p99 ≤ 5 ms.
 //   HTTP (autocannon through a real API process): the same mutation without and with a new Idempotency-Key
@@ -56,8 +56,8 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       id bigint;
     begin
       insert into bench_idempotency.effects (label) values (label) returning effects.id into id;
-      perform ballast.idempotency_begin('bench-idempotency-floor', k, 'h', holder => k);
-      perform ballast.idempotency_complete('bench-idempotency-floor', k, 200, '${BODY}', holder => k);
+      perform ballast.idempotency_claim('bench-idempotency-floor', k, 'h');
+      perform ballast.idempotency_store('bench-idempotency-floor', k, 'h', 200, '${BODY}');
       return id;
     end;
     $$ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp;
@@ -86,25 +86,25 @@ export async function run(ctx: BenchContext): Promise<boolean> {
   select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h');
   select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}');
   ` });
-      ctx.progress(`SQL ballast, as the API calls it: claim + complete inside one transaction, ${clients} clients, ${sqlSeconds} s`);
+      ctx.progress(`SQL ballast, as the API calls it: idempotency_claim + idempotency_store inside one transaction, ${clients} clients, ${sqlSeconds} s`);
       // The API's two extra round trips: \\; sends statements as one simple-protocol message, as the API does.
       const asApi = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(1, 1000000000000)
-  begin \\; set local lock_timeout = 1000 \\; select outcome from ballast.idempotency_begin('bench-idempotency', ${key}, 'h') \\; set local lock_timeout to default;
-  select ballast.idempotency_complete('bench-idempotency', ${key}, 200, '${BODY}') \\; commit;
+  begin \\; set local lock_timeout = 1000 \\; select outcome from ballast.idempotency_claim('bench-idempotency', ${key}, 'h') \\; set local lock_timeout to default;
+  select ballast.idempotency_store('bench-idempotency', ${key}, 'h', 200, '${BODY}') \\; commit;
   ` });
       extra.pgbench = { seed, ballast, asApi };
       rows.push(
         { metric: `begin+complete, distinct keys, ${clients} clients`, baseline: seed.tps, ballast: ballast.tps, unit: 'keys/s',
           goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
           note: `baseline = the seed's store (SELECT, then INSERT of the result; ran the side effect 32× for 32 duplicates). failed: ${seed.failed} / ${ballast.failed}` },
-        { metric: 'claim + complete in one transaction', baseline: seed.tps, ballast: asApi.tps, unit: 'keys/s',
+        { metric: 'claim + store in one transaction', baseline: seed.tps, ballast: asApi.tps, unit: 'keys/s',
           goal: { op: '>=', value: 5000, text: '≥ 5,000 keys/s' },
-          note: 'what the API does around a keyed mutation: BEGIN and the claim in one round trip, the stored result and COMMIT in another' },
+          note: 'what the API does around a keyed mutation: BEGIN and idempotency_claim (advisory lock, lookup) in one round trip, idempotency_store (one insert) and COMMIT in another' },
         { metric: 'begin+complete p50', baseline: seed.latencyP50Ms, ballast: ballast.latencyP50Ms, unit: 'ms' },
         { metric: 'begin+complete p99', baseline: seed.latencyP99Ms, ballast: ballast.latencyP99Ms, unit: 'ms' },
       );
 
-      // --- Replay lookup: PostgreSQL (idempotency_begin on a completed key) vs the same lookup as a Redis GET,
+      // --- Replay lookup: PostgreSQL (idempotency_claim, as the API calls it, on a completed key) vs the same lookup as a Redis GET,
       // once with C clients (pgbench vs redis-benchmark) and once from Node (pg vs ioredis), 16 clients each.
       ctx.progress(`replay: preparing ${REPLAY_KEYS} completed keys in PostgreSQL and Redis`);
       await ctx.query(`insert into ballast.idempotency_keys (scope, key, request_hash, status, status_code, response_body, created_at, expires_at)
@@ -122,9 +122,9 @@ export async function run(ctx: BenchContext): Promise<boolean> {
 
       ctx.progress(`replay, C clients: redis-benchmark GET, ${clients} clients`);
       const redisC = await redisBenchmark(clients, sqlSeconds);
-      ctx.progress(`replay, C clients: pgbench idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
+      ctx.progress(`replay, C clients: pgbench idempotency_claim → replay, ${clients} clients, ${sqlSeconds} s`);
       const pgC = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(0, ${REPLAY_KEYS - 1})
-  select * from ballast.idempotency_begin('bench-idempotency-replay', 'k' || :k, 'h');
+  select * from ballast.idempotency_claim('bench-idempotency-replay', 'k' || :k, 'h');
   ` });
       ctx.progress(`replay, C clients: pgbench plain primary-key SELECT of the same rows (the floor), ${clients} clients, ${sqlSeconds} s`);
       const pgFloor = await ctx.pgbench({ clients, seconds: sqlSeconds, script: `\\set k random(0, ${REPLAY_KEYS - 1})
@@ -139,7 +139,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       }));
       const redisNode = await loop(clients, sqlSeconds, (i) => redisClients[i].get(redisKey(Math.floor(Math.random() * REPLAY_KEYS))));
       await Promise.all(redisClients.map((r) => r.quit()));
-      ctx.progress(`replay, Node: pg idempotency_begin → replay, ${clients} clients, ${sqlSeconds} s`);
+      ctx.progress(`replay, Node: pg idempotency_claim → replay, ${clients} clients, ${sqlSeconds} s`);
       const pgClients = await Promise.all(Array.from({ length: clients }, async () => {
         const c = new pg.Client({ connectionString: ctx.cfg.authUrl });
         await c.connect();
@@ -147,7 +147,7 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       }));
       const pgNode = await loop(clients, sqlSeconds, async (i) => {
         const r = await pgClients[i].query<{ outcome: string }>({ name: 'replay',
-          text: 'select * from ballast.idempotency_begin($1, $2, $3)', values: ['bench-idempotency-replay', `k${Math.floor(Math.random() * REPLAY_KEYS)}`, 'h'] });
+          text: 'select * from ballast.idempotency_claim($1, $2, $3)', values: ['bench-idempotency-replay', `k${Math.floor(Math.random() * REPLAY_KEYS)}`, 'h'] });
         if (r.rows[0].outcome !== 'replay') throw new Error(`expected a replay, got ${r.rows[0].outcome}`);
       });
       await Promise.all(pgClients.map((c) => c.end()));
@@ -155,13 +155,13 @@ export async function run(ctx: BenchContext): Promise<boolean> {
       rows.push(
         { metric: `replay lookup p99, ${clients} C clients`, baseline: redisC.p99, ballast: pgC.latencyP99Ms, unit: 'ms',
           goal: { op: '<=', value: 5, text: '≤ 5 ms' },
-          note: 'baseline = Redis GET of the stored response (redis-benchmark); ballast = idempotency_begin returning replay (pgbench)' },
+          note: 'baseline = Redis GET of the stored response (redis-benchmark); ballast = idempotency_claim returning replay (pgbench)' },
         { metric: 'replay lookup p99 floor: plain PK SELECT', baseline: pgFloor.latencyP99Ms, ballast: pgC.latencyP99Ms, unit: 'ms',
           note: `baseline = SELECT of the stored row by primary key (pgbench, same clients): what any lookup costs on this machine now; p50 ${pgFloor.latencyP50Ms} ms, ${Math.round(pgFloor.tps)}/s` },
         { metric: 'replay lookup p50, C clients', baseline: redisC.p50, ballast: pgC.latencyP50Ms, unit: 'ms' },
         { metric: 'replay lookups/s, C clients', baseline: redisC.rps, ballast: pgC.tps, unit: 'ops/s' },
         { metric: `replay lookup p99, ${clients} Node clients`, baseline: redisNode.p99, ballast: pgNode.p99, unit: 'ms',
-          note: 'the same lookups from Node, as the API would make them: ioredis GET vs pg (prepared) idempotency_begin' },
+          note: 'the same lookups from Node, as the API would make them: ioredis GET vs pg (prepared) idempotency_claim' },
         { metric: 'replay lookup p50, Node clients', baseline: redisNode.p50, ballast: pgNode.p50, unit: 'ms' },
         { metric: 'replay lookups/s, Node clients', baseline: redisNode.perSecond, ballast: pgNode.perSecond, unit: 'ops/s' },
       );
@@ -204,8 +204,8 @@ export async function run(ctx: BenchContext): Promise<boolean> {
           note: `baseline = no Idempotency-Key; ballast = a new key per request (claim, mutation, stored response, one COMMIT). each round's ratio: ${runs.withKey.map((r, i) => (r.rps / runs.without[i].rps).toFixed(2)).join(', ')}. non-2xx: ${without.non2xx} / ${withKey.non2xx}` },
         { metric: 'HTTP mutation p50', baseline: without.p50, ballast: withKey.p50, unit: 'ms' },
         { metric: 'HTTP mutation p99', baseline: without.p99, ballast: withKey.p99, unit: 'ms' },
-        { metric: 'HTTP floor: unkeyed mutation + claim and complete inside', baseline: without.rps, ballast: floor.rps, unit: 'req/s',
-          note: `the database work of a key without the middleware: the same mutation, no key, calling idempotency_begin and _complete in its own transaction; each round's ratio: ${runs.floor.map((r, i) => (r.rps / runs.without[i].rps).toFixed(2)).join(', ')}. keyed vs floor: ${runs.withKey.map((r, i) => (r.rps / runs.floor[i].rps).toFixed(2)).join(', ')}` },
+        { metric: 'HTTP floor: unkeyed mutation + claim and store inside', baseline: without.rps, ballast: floor.rps, unit: 'req/s',
+          note: `the database work of a key without the middleware: the same mutation, no key, calling idempotency_claim and _store in its own transaction; each round's ratio: ${runs.floor.map((r, i) => (r.rps / runs.without[i].rps).toFixed(2)).join(', ')}. keyed vs floor: ${runs.withKey.map((r, i) => (r.rps / runs.floor[i].rps).toFixed(2)).join(', ')}` },
         { metric: `HTTP replay vs unkeyed query, ${clients} connections`, baseline: query.rps, ballast: replayed.rps, unit: 'req/s',
           goal: { op: '>=', ratio: 1, text: '≥ the unkeyed query' },
           note: `baseline = { benchIdempotentRead } (one-row query, no key); ballast = the keyed mutation replayed (Idempotent-Replayed); each round's ratio: ${runs.replayed.map((r, i) => (r.rps / runs.query[i].rps).toFixed(2)).join(', ')}. non-2xx: ${query.non2xx} / ${replayed.non2xx}` },
