@@ -1,6 +1,7 @@
 // Shared helpers for node:test suites: real processes and real connections, cleaned up after.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after } from 'node:test';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -135,4 +136,23 @@ export async function startApi(env: Record<string, string> = {}): Promise<Proc &
 export async function stop(p: Proc): Promise<number | null> {
   if (p.proc.exitCode === null) p.proc.kill('SIGTERM');
   return p.exited;
+}
+
+export type Reply = { status: number; headers: http.IncomingHttpHeaders; body: string };
+
+/** POST /graphql with exactly these headers (node:http, so odd header values go out as given). */
+export function postGraphQL(url: string, payload: unknown, headers: Record<string, string> = {}, agent?: http.Agent): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify(payload);
+    const req = http.request(`${url}/graphql`, {
+      method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

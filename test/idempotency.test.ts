@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { cfg, pgBouncerUrl, startApi, startServer, stop, waitFor, withClient } from './helpers.ts';
+import { cfg, pgBouncerUrl, postGraphQL, startApi, startServer, stop, waitFor, withClient, type Reply } from './helpers.ts';
 
 const run = `idem-test-${randomUUID().slice(0, 8)}`; // prefixes every key and label this file creates
 
@@ -39,24 +39,7 @@ const DROP_FIXTURE = `
 const CREATE = 'mutation($label: String!) { createIdemEffect(input: {idemEffect: {label: $label}}) { idemEffect { label } } }';
 const SLOW = 'mutation($label: String!, $seconds: Float!) { slowEffect(input: {label: $label, seconds: $seconds}) { result { label } } }';
 
-type Reply = { status: number; headers: http.IncomingHttpHeaders; body: string };
-
-/** POST /graphql with exactly these headers (node:http, so odd header values go out as given). */
-function post(url: string, payload: unknown, headers: Record<string, string> = {}, agent?: http.Agent): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify(payload);
-    const req = http.request(`${url}/graphql`, {
-      method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const post = postGraphQL;
 
 async function effects(label: string): Promise<number> {
   return withClient(cfg.rootUrl, async (c) =>

@@ -8,10 +8,9 @@
 // The countable side effect is a fixture made here, as the superuser, before the APIs start.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { CRASH_POINTS } from '../api/crash_points.ts';
-import { cfg, startApi, stop, waitFor, withClient } from './helpers.ts';
+import { cfg, postGraphQL, startApi, stop, waitFor, withClient, type Reply } from './helpers.ts';
 
 const run = `idem-crash-${randomUUID().slice(0, 8)}`;
 
@@ -59,23 +58,7 @@ const TWO = `mutation($a: String!, $b: String!) {
 }`;
 const GATED = 'mutation($label: String!) { gatedCrashEffect(input: {label: $label}) { result { label } } }';
 
-type Reply = { status: number; headers: http.IncomingHttpHeaders; body: string };
-
-function post(url: string, payload: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify(payload);
-    const req = http.request(`${url}/graphql`, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const post = postGraphQL;
 
 async function effects(label: string): Promise<number> {
   return withClient(cfg.rootUrl, async (c) =>
