@@ -120,6 +120,26 @@ it('the example worker serves its own /metrics on WORKER_METRICS_PORT: its task 
   await assert.rejects(fetch(url), 'the port is closed with the worker');
 });
 
+it('the example worker stops gracefully (exit 0) on a SIGTERM that arrives while it is still starting', async () => {
+  // Seen in a clean-clone CI run: a stop sent right after startup, before run() had resolved, met no
+  // handler yet and killed the worker by the signal (exit code null). Its /metrics listens before the
+  // runner connects, so the line below is a moment inside startup.
+  const port = await freePort();
+  const worker = startWorker({ LOG_LEVEL: 'info', WORKER_METRICS_PORT: String(port) });
+  const atSignal = await new Promise<string>((resolve, reject) => {
+    const onData = () => {
+      if (!/worker metrics listening/.test(worker.output())) return;
+      worker.proc.stdout!.off('data', onData);
+      worker.proc.kill('SIGTERM'); // at once, from the event, not at the next poll
+      resolve(worker.output());
+    };
+    worker.proc.stdout!.on('data', onData);
+    worker.exited.then(() => reject(new Error(`the worker exited before its metrics line:\n${worker.output()}`)), reject);
+  });
+  assert.doesNotMatch(atSignal, /"msg":"worker running"/, 'the signal was sent during startup, so this test means what it says');
+  assert.equal(await worker.exited, 0, worker.output());
+});
+
 it('the example worker stops at startup on a bad environment, naming every bad variable', async () => {
   const bad = startWorker({ WORKER_CONCURRENCY: '0', INVALIDATION_SINKS: 'carrier-pigeon', LOG_LEVEL: 'loud', WORKER_METRICS_PORT: '70000' });
   assert.equal(await bad.exited, 2, bad.output());
