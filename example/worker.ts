@@ -16,29 +16,21 @@ try {
   process.exit(2);
 }
 
-// The handlers go in before run() starts: a SIGTERM during startup (a deploy that stops a worker at once)
-// would otherwise meet no handler and kill the process by the signal. Received then, the stop waits for
-// run() and ends the runner as soon as it is there.
-let stopRequested: string | undefined;
-let runner: Awaited<ReturnType<typeof run>> | undefined;
-const stop = (reason: string) => {
-  runner!.stop(reason).then(() => process.exit(0), (e: Error) => {
-    process.stderr.write(`worker stop failed: ${e.message}\n`);
-    process.exit(1);
-  });
-};
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    if (runner) stop(`received ${signal}`);
-    else stopRequested = `received ${signal} while starting`;
-  });
-}
-
 // The example has no tasks of its own. An app that has some lists them beside ballast's:
 //   taskList: { ...taskList, send_welcome_email }, crontab: crontab + '0 4 * * * nightly_report\n'
-runner = await run({ ...config, taskList, crontab, noHandleSignals: true }).catch((e: Error) => {
+const runner = run({ ...config, taskList, crontab, noHandleSignals: true }).catch((e: Error) => {
   process.stderr.write(`worker: ${e.message}\n`);
   process.exit(1);
 });
-if (stopRequested) stop(stopRequested);
-await runner.promise;
+
+// The handlers go in while run() is still starting: a SIGTERM then (a deploy that stops a worker at once)
+// would otherwise meet no handler and kill the process by the signal. It waits for the runner, then stops it.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    runner.then((r) => r.stop(`received ${signal}`)).then(() => process.exit(0), (e: Error) => {
+      process.stderr.write(`worker stop failed: ${e.message}\n`);
+      process.exit(1);
+    });
+  });
+}
+await (await runner).promise;
